@@ -1,0 +1,32 @@
+"""mqant's model on Django Channels: modules with ``HD_`` handlers, RPC between them, and the
+Session a handler receives.
+
+The public API is re-exported here; modules import from ``mqant`` only.
+"""
+
+from mqant.errors import (
+    DeadlineExceeded,
+    FunctionNotFound,
+    HandlerError,
+    RemoteError,
+    RPCError,
+    ServiceNotFound,
+)
+from mqant.module import Module
+from mqant.registry import register_module
+from mqant.rpc import call, call_nr
+from mqant.session import Session
+
+__all__ = [
+    "DeadlineExceeded",
+    "FunctionNotFound",
+    "HandlerError",
+    "Module",
+    "RPCError",
+    "RemoteError",
+    "ServiceNotFound",
+    "Session",
+    "call",
+    "call_nr",
+    "register_module",
+]

@@ -1,0 +1,94 @@
+"""The Module base class: mqant's module, with its ``register``/``register_go`` handlers."""
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from mqant.session import Session
+
+Handler = Callable[..., Any]
+
+# The handler the gate calls, through RPC, on every node whose module overrides
+# Module.on_session_closed. Without "HD_" it is unreachable from clients.
+SESSION_CLOSED = "mqant.session_closed"
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    """A registered handler: the function, whether calls run concurrently, whether it is async."""
+
+    fn: Handler
+    concurrent: bool
+    is_async: bool
+
+
+class Module:
+    """Base class of a business module.
+
+    Subclasses set ``module_type`` (the name clients use in topics, e.g. ``"Chat"``) and
+    register their handlers in ``on_init``::
+
+        @register_module
+        class HelloWorld(Module):
+            module_type = "HelloWorld"
+
+            async def on_init(self, settings):
+                await super().on_init(settings)
+                self.register_go("HD_Say", self.say)
+
+            async def say(self, session, msg):
+                return f"you say : {msg['say']}"
+
+    A handler receives the positional arguments of the call; a client's call brings
+    ``(session, msg)``, msg being a dict for a JSON object payload and bytes otherwise. It
+    returns the result (JSON-serialisable, or bytes sent as they are) or raises
+    ``HandlerError("text")`` to answer with an error. Async handlers run on the event loop;
+    plain ones run in a worker thread, where the Django ORM may be used.
+    """
+
+    module_type: ClassVar[str] = ""
+    version: ClassVar[str] = "1.0.0"
+
+    def __init__(self) -> None:
+        self.settings: dict[str, Any] = {}
+        self.node_id = ""
+        self.handlers: dict[str, HandlerSpec] = {}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.node_id or self.module_type}>"
+
+    async def on_init(self, settings: dict[str, Any]) -> None:
+        """Called once when the process starts hosting the module; register handlers here."""
+        self.settings = settings
+
+    async def run(self, closing: asyncio.Event) -> None:
+        """The module's own long-running work, in a task of its own; return once ``closing``
+        is set. The default does nothing."""
+        await closing.wait()
+
+    async def on_destroy(self) -> None:
+        """Called once when the process stops, after ``run`` has returned, in reverse order of
+        start."""
+
+    async def on_session_closed(self, session: "Session") -> None:
+        """Called when a client connection ends, on every node of a module that overrides it."""
+
+    def register(self, name: str, fn: Handler) -> None:
+        """Register ``fn`` under ``name``; its calls run one at a time, in arrival order."""
+        self._add(name, fn, concurrent=False)
+
+    def register_go(self, name: str, fn: Handler) -> None:
+        """Register ``fn`` under ``name``; each call runs on its own, concurrently."""
+        self._add(name, fn, concurrent=True)
+
+    def listens_to_session_closed(self) -> bool:
+        return type(self).on_session_closed is not Module.on_session_closed
+
+    def _add(self, name: str, fn: Handler, *, concurrent: bool) -> None:
+        if name in self.handlers:
+            raise ValueError(f"{self!r} registers handler {name!r} twice")
+        is_async = inspect.iscoroutinefunction(fn)
+        self.handlers[name] = HandlerSpec(fn, concurrent=concurrent, is_async=is_async)

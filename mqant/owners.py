@@ -1,0 +1,65 @@
+"""How a Session reaches the live connection that owns it.
+
+Every connection is named by its channel. A change to a session (bind, set, close...) is a
+request to that channel, answered once the connection has applied it, so the caller's next
+step sees it. A connection in this process is called directly, with the same semantics;
+one elsewhere is reached through the channel layer.
+"""
+
+from typing import Protocol
+
+from channels.layers import get_channel_layer
+
+from mqant import conf, rpc
+from mqant.types import GateSendMessage, SessionOp, SessionState
+
+
+class SessionOwner(Protocol):
+    """What the gate's connections offer to the framework."""
+
+    async def apply_session_op(self, op: SessionOp) -> SessionState:
+        """Apply ``op`` to the live session and return its new state."""
+        ...
+
+    async def deliver(self, topic: str, payload: bytes) -> None:
+        """Write a PUBLISH to the client."""
+        ...
+
+
+_local: dict[str, SessionOwner] = {}
+
+
+def attach(channel: str, owner: SessionOwner) -> None:
+    """Make a connection of this process reachable by its channel name."""
+    _local[channel] = owner
+
+
+def detach(channel: str) -> None:
+    _local.pop(channel, None)
+
+
+def _local_owner(channel: str) -> SessionOwner | None:
+    if not conf.get("RPC_LOCAL_SHORTCUT"):
+        return None
+    return _local.get(channel)
+
+
+async def session_op(channel: str, op: SessionOp) -> SessionState:
+    """Apply ``op`` at the owning connection; raises DeadlineExceeded when it does not answer."""
+    owner = _local_owner(channel)
+    if owner is not None:
+        return await owner.apply_session_op(op)
+    state: SessionState = await rpc.request(
+        channel, {"type": "gate.session", "op": op}, timeout=float(conf.get("RPC_TIMEOUT"))
+    )
+    return state
+
+
+async def deliver(channel: str, topic: str, payload: bytes) -> None:
+    """Send a PUBLISH to one connection; a connection that is gone drops it."""
+    owner = _local_owner(channel)
+    if owner is not None:
+        await owner.deliver(topic, payload)
+        return
+    message: GateSendMessage = {"type": "gate.send", "topic": topic, "payload": payload}
+    await get_channel_layer().send(channel, message)

@@ -1,0 +1,175 @@
+"""RPC between modules, mqant's ``Call``/``CallNR``: pick a live node of a module type, send it
+``{fn, args, reply_to, id, deadline}`` and wait for its reply.
+
+A node in this process is invoked directly with the same semantics (deadline, ordering,
+errors); others are reached on their channel through the channel layer.
+"""
+
+import asyncio
+import itertools
+import logging
+import time
+import weakref
+from typing import Any
+
+from channels.layers import BaseChannelLayer, get_channel_layer
+
+from mqant import app as mqant_app
+from mqant import conf
+from mqant.errors import DeadlineExceeded, RPCError, error_from_wire
+from mqant.registry import Node
+from mqant.types import CallMessage, ReplyMessage
+from mqant.wire import decode_value, encode_args
+
+logger = logging.getLogger(__name__)
+
+
+class ReplyRouter:
+    """This process's reply channel: matches replies to waiting callers by id.
+
+    A reply whose caller has given up (deadline passed) finds no waiter and is dropped, so it
+    can never be taken for the answer to a later call.
+    """
+
+    def __init__(self, layer: BaseChannelLayer) -> None:
+        self.layer = layer
+        self.channel = ""
+        self._pending: dict[str, asyncio.Future[ReplyMessage]] = {}
+        self._ids = itertools.count()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.channel = await self.layer.new_channel("mqant.reply.")
+        self._task = asyncio.create_task(self._receive_loop(), name="mqant reply router")
+
+    async def request(self, channel: str, message: dict[str, Any], timeout: float) -> Any:
+        """Send ``message`` (plus ``id`` and ``reply_to``) to ``channel`` and return the reply's
+        result; raise the RPCError it reports, or DeadlineExceeded after ``timeout`` seconds."""
+        call_id = str(next(self._ids))
+        future: asyncio.Future[ReplyMessage] = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        try:
+            async with asyncio.timeout(timeout):
+                await self.layer.send(channel, {**message, "id": call_id, "reply_to": self.channel})
+                reply = await future
+        except TimeoutError:
+            raise DeadlineExceeded() from None
+        finally:
+            self._pending.pop(call_id, None)
+        if reply["kind"]:
+            raise error_from_wire(reply["kind"], reply["error"])
+        return decode_value(reply["result"])
+
+    async def _receive_loop(self) -> None:
+        while True:
+            reply = await self.layer.receive(self.channel)
+            future = self._pending.get(reply.get("id", ""))
+            if future is not None and not future.done():
+                future.set_result(reply)
+
+
+_routers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ReplyRouter]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+_starting: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _router() -> ReplyRouter:
+    """This event loop's reply router, started on first use."""
+    loop = asyncio.get_running_loop()
+    router = _routers.get(loop)
+    if router is None:
+        router = _routers[loop] = ReplyRouter(get_channel_layer())
+        _starting[loop] = loop.create_task(router.start())
+    if not router.channel:
+        await asyncio.shield(_starting[loop])
+    return router
+
+
+async def request(channel: str, message: dict[str, Any], *, timeout: float) -> Any:
+    """Request/reply over the channel layer with any channel that answers a ReplyMessage."""
+    return await (await _router()).request(channel, message, timeout)
+
+
+async def select(module_type: str) -> Node:
+    """The node a call to ``module_type`` goes to; raises ServiceNotFound."""
+    app = mqant_app.current() or await mqant_app.ensure_started()
+    return app.registry.select(module_type)
+
+
+def default_timeout() -> float:
+    """``MQANT["RPC_TIMEOUT"]``: seconds a call waits by default."""
+    return float(conf.get("RPC_TIMEOUT"))
+
+
+def _timeout(timeout: float | None) -> float:
+    return default_timeout() if timeout is None else timeout
+
+
+async def call(module_type: str, fn: str, *args: Any, timeout: float | None = None) -> Any:
+    """Call handler ``fn`` of a node of ``module_type`` (``Type`` or ``Type@node``) and return
+    its result.
+
+    Raises ServiceNotFound, FunctionNotFound, DeadlineExceeded (after ``timeout`` seconds,
+    default ``MQANT["RPC_TIMEOUT"]``) or RemoteError with the handler's error text.
+    """
+    node = await select(module_type)
+    return await call_node(node, fn, args, timeout=_timeout(timeout))
+
+
+async def call_node(node: Node, fn: str, args: tuple[Any, ...], *, timeout: float) -> Any:
+    """``call`` on a node already selected."""
+    if node.server is not None and conf.get("RPC_LOCAL_SHORTCUT"):
+        try:
+            async with asyncio.timeout(timeout):
+                return await node.server.invoke(fn, args)
+        except TimeoutError:
+            raise DeadlineExceeded() from None
+    message = {
+        "type": "mqant.call",
+        "fn": fn,
+        "args": encode_args(args),
+        "deadline": time.time() + timeout,
+    }
+    return await request(node.channel, message, timeout=timeout)
+
+
+async def call_nr(module_type: str, fn: str, *args: Any) -> None:
+    """Call without waiting for, or receiving, a reply (mqant's ``CallNR``).
+
+    Raises ServiceNotFound when no node hosts the type; what happens afterwards is not reported.
+    """
+    node = await select(module_type)
+    await call_node_nr(node, fn, args)
+
+
+async def call_node_nr(node: Node, fn: str, args: tuple[Any, ...]) -> None:
+    timeout = _timeout(None)
+    if node.server is not None and conf.get("RPC_LOCAL_SHORTCUT"):
+        task = asyncio.create_task(_call_quietly(node, fn, args, timeout))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        return
+    message: CallMessage = {
+        "type": "mqant.call",
+        "id": "",
+        "fn": fn,
+        "args": encode_args(args),
+        "reply_to": "",
+        "deadline": time.time() + timeout,
+    }
+    await get_channel_layer().send(node.channel, message)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+async def _call_quietly(node: Node, fn: str, args: tuple[Any, ...], timeout: float) -> None:
+    try:
+        await call_node(node, fn, args, timeout=timeout)
+    except RPCError as err:
+        logger.debug("call_nr %s.%s: %s", node.node_id, fn, err)

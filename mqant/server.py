@@ -1,0 +1,81 @@
+"""Runs a module's handlers: one at a time for ``register``, concurrently for
+``register_go``, plain functions in a worker thread."""
+
+import asyncio
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from mqant.errors import FunctionNotFound, HandlerError, RemoteError, RPCError
+from mqant.module import HandlerSpec, Module
+
+logger = logging.getLogger(__name__)
+
+_Job = tuple[HandlerSpec, tuple[Any, ...], "asyncio.Future[Any]"]
+
+
+class ModuleServer:
+    """The RPC server of one module instance (a node)."""
+
+    def __init__(self, module: Module) -> None:
+        self.module = module
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._worker = asyncio.create_task(self._serial_loop(), name=f"{self.module!r} serial")
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None
+
+    async def invoke(self, fn: str, args: tuple[Any, ...]) -> Any:
+        """Run handler ``fn`` with ``args`` and return its result.
+
+        Raises FunctionNotFound, or RemoteError with the handler's error text. The caller
+        enforces the deadline by cancelling; a queued ``register`` call whose caller has given
+        up is skipped.
+        """
+        spec = self.module.handlers.get(fn)
+        if spec is None:
+            raise FunctionNotFound.for_name(fn)
+        if spec.concurrent:
+            return await self._run(spec, args)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((spec, args, future))
+        return await future
+
+    async def _serial_loop(self) -> None:
+        while True:
+            spec, args, future = await self._queue.get()
+            if future.done():  # the caller gave up while the call waited in the queue
+                continue
+            try:
+                result = await self._run(spec, args)
+            except RPCError as err:
+                if not future.done():
+                    future.set_exception(err)
+            else:
+                if not future.done():
+                    future.set_result(result)
+
+    async def _run(self, spec: HandlerSpec, args: tuple[Any, ...]) -> Any:
+        try:
+            if spec.is_async:
+                return await spec.fn(*args)
+            return await database_sync_to_async(spec.fn)(*args)
+        except HandlerError as err:
+            raise RemoteError(str(err)) from err
+        except RPCError:
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            # A handler's bug must not kill the node, nor leak internals to a client.
+            logger.exception(
+                "%r: handler %s failed", self.module, getattr(spec.fn, "__name__", "?")
+            )
+            raise RemoteError("internal error") from err
