@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SessionsStoreConfig(AppConfig):
+    name = "sessions_store"
+    verbose_name = "Stored sessions"
