@@ -1,0 +1,43 @@
+# The quick start: `make run` serves the chat, `make test` runs the whole suite.
+# Both create .venv and install the pinned requirements on first use.
+
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test test-fast check format
+
+$(VENV)/.run-deps: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-deps: $(VENV)/.run-deps requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# Serve everything on one process: the MQTT gate at ws://$(HOST):$(PORT)/mqtt, the admin.
+run: $(VENV)/.run-deps
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/daphne -b $(HOST) -p $(PORT) mqantsite.asgi:application
+
+# Lint, types, import layering, then every test (the slow end-to-end ones included).
+test: check
+	$(BIN)/python -m pytest
+
+# The fast tests only: no server processes.
+test-fast: $(VENV)/.dev-deps
+	$(BIN)/python -m pytest -m "not e2e"
+
+check: $(VENV)/.dev-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	$(BIN)/lint-imports
+
+format: $(VENV)/.dev-deps
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .

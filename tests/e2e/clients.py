@@ -1,0 +1,69 @@
+"""A paho-mqtt client that talks to the gate the way mqant's clients do."""
+
+import itertools
+import json
+import queue
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+class ChatClient:
+    """paho-mqtt over WebSocket (or TCP); every PUBLISH the server sends lands in a queue."""
+
+    def __init__(self, port: int, *, mqtt31: bool = False, transport: str = "websockets") -> None:
+        self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.pending: list[tuple[str, bytes]] = []
+        self.msgids = itertools.count(1)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            protocol=mqtt.MQTTv31 if mqtt31 else mqtt.MQTTv311,
+            transport=transport,  # type: ignore[arg-type]
+        )
+        if transport == "websockets":
+            self.client.ws_set_options(path="/mqtt")
+        self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, bytes(m.payload)))
+        self.client.connect("127.0.0.1", port, keepalive=30)
+        self.client.loop_start()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def request(self, module_handler: str, body: Any, timeout: float = 10) -> dict[str, Any]:
+        """Publish ``body`` on ``module_handler/<msgid>`` (QoS 1, as mqant's web client does)
+        and return the envelope replied on that exact topic."""
+        topic = f"{module_handler}/{next(self.msgids)}"
+        payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.client.publish(topic, payload, qos=1)
+        reply: dict[str, Any] = json.loads(self.wait_for(topic, timeout))
+        return reply
+
+    def wait_for(self, topic: str, timeout: float = 10) -> bytes:
+        """The payload of the next PUBLISH on ``topic``; others are kept for later."""
+        for i, (t, payload) in enumerate(self.pending):
+            if t == topic:
+                del self.pending[i]
+                return payload
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                t, payload = self.messages.get(timeout=left)
+            except queue.Empty:
+                break
+            if t == topic:
+                return payload
+            self.pending.append((t, payload))
+        raise AssertionError(f"no PUBLISH on {topic!r} within {timeout} s; got {self.pending}")
+
+    def wait_json(self, topic: str, timeout: float = 10) -> Any:
+        return json.loads(self.wait_for(topic, timeout))
+
+    def nothing_on(self, topic: str, within: float = 0.5) -> bool:
+        try:
+            self.wait_for(topic, within)
+        except AssertionError:
+            return True
+        return False
