@@ -6,12 +6,16 @@ step sees it. A connection in this process is called directly, with the same sem
 one elsewhere is reached through the channel layer.
 """
 
+import logging
 from typing import Protocol
 
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
 from mqant import conf, rpc
 from mqant.types import GateSendMessage, SessionOp, SessionState
+
+logger = logging.getLogger(__name__)
 
 
 class SessionOwner(Protocol):
@@ -62,4 +66,9 @@ async def deliver(channel: str, topic: str, payload: bytes) -> None:
         await owner.deliver(topic, payload)
         return
     message: GateSendMessage = {"type": "gate.send", "topic": topic, "payload": payload}
-    await get_channel_layer().send(channel, message)
+    try:
+        await get_channel_layer().send(channel, message)
+    except ChannelFull:
+        # Nobody reads that channel fast enough (or at all: the connection is gone).
+        # Delivery is best effort, as group sends are; the sender must not fail for it.
+        logger.debug("dropped %s to %s: channel full", topic, channel)
