@@ -6,11 +6,18 @@ flight, and applies the session changes modules request.
 """
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from typing import Any, Protocol
 
-from gate import router
+from channels.layers import get_channel_layer
+
+from gate import conf, router
+from gate.fanout import fanout
+from gate.heartbeat import start_heartbeat
+from gate.keeper import SessionKeeper
+from gate.limits import TokenBucket
 from gate.mqtt import (
     Connected,
     ConnectionRefused,
@@ -21,20 +28,39 @@ from gate.mqtt import (
     State,
 )
 from gate.mqtt.packets import SERVER_UNAVAILABLE
-from mqant import Session, conf, owners
+from mqant import RPCError, Session, groups, owners
 from mqant import app as mqant_app
-from mqant import events as mqant_events
-from mqant.types import SessionOp, SessionState
+from mqant.types import ReplyMessage, SessionOp, SessionState
 
 logger = logging.getLogger(__name__)
+
+# How long a closing connection waits for its queued bytes (a refusing CONNACK, a last
+# reply) to be written before it closes anyway.
+CLOSE_FLUSH_SECONDS = 1.0
 
 
 class Transport(Protocol):
     """What a connection needs from whatever carries its bytes."""
 
-    async def write(self, data: bytes) -> None: ...
+    # Whether write() may wait for the client to read (backpressure); the connection then
+    # queues its bytes and writes them from a task of its own.
+    may_block: bool
 
-    async def close(self) -> None: ...
+    async def write(self, data: bytes) -> None:
+        """Queue bytes for the client; returns without waiting for the client to read them."""
+        ...
+
+    def pending_bytes(self) -> int:
+        """Bytes written but not yet taken by the client (0 when the transport cannot tell)."""
+        ...
+
+    async def close(self) -> None:
+        """Close after the pending bytes are sent."""
+        ...
+
+    def abort(self) -> None:
+        """Close at once, dropping the pending bytes."""
+        ...
 
 
 class MQTTConnection:
@@ -46,6 +72,8 @@ class MQTTConnection:
         self.transport = transport
         self.protocol = ServerProtocol(max_packet_size=int(conf.get("MAX_PACKET_SIZE")))
         self.max_in_flight = int(conf.get("MAX_CALLS_IN_FLIGHT"))
+        self.max_outgoing = int(conf.get("MAX_OUTGOING_BYTES"))
+        self.bucket = TokenBucket(float(conf.get("MESSAGE_RATE")), int(conf.get("MESSAGE_BURST")))
         self.session = Session(
             ip=ip,
             network=network,
@@ -53,20 +81,28 @@ class MQTTConnection:
             server_id=server_id,
             channel=channel,
         )
+        self.keeper = SessionKeeper(self.session)
         self.closed = False
+        self._refused_in_a_row = 0
+        self._ordered: asyncio.Queue[tuple[str, bytes]] | None = (
+            asyncio.Queue() if conf.get("ORDERED_CALLS") else None
+        )
+        self._outbox: bytearray | None = bytearray() if transport.may_block else None
+        self._writer: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
         self._last_seen = self._loop.time()
-        self._timer: asyncio.TimerHandle | None = None
         self._calls: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._accepted = False
         self._lost = False
-        self._timer = self._loop.call_later(float(conf.get("CONNECT_TIMEOUT")), self._check_connect)
+        self._groups: set[str] = set()
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(
+            float(conf.get("CONNECT_TIMEOUT")), self._check_connect
+        )
 
     def __repr__(self) -> str:
-        return (
-            f"<MQTTConnection {self.session.session_id} {self.session.network} {self.session.ip}>"
-        )
+        s = self.session
+        return f"<MQTTConnection {s.session_id} {s.network} {s.ip}>"
 
     # Bytes in, from the transport
 
@@ -74,7 +110,9 @@ class MQTTConnection:
         """Feed bytes from the client; a protocol violation closes the connection."""
         if self.closed:
             return
-        self._last_seen = self._loop.time()
+        self._last_seen = now = self._loop.time()
+        if self._accepted:
+            self.keeper.active(now)
         try:
             await self._handle(self.protocol.receive_data(data))
         except ProtocolError as err:
@@ -107,36 +145,103 @@ class MQTTConnection:
         owners.detach(self.session.channel)
         for task in (*self._calls, *self._background):
             task.cancel()
+        if self._writer is not None:
+            self._writer.cancel()
+        for group in self._groups:
+            await fanout().discard(group, self)
+        self._groups.clear()
         if self._accepted:
-            await mqant_events.session_closed(self._snapshot(""))
+            self.keeper.closed()
 
     async def close(self) -> None:
-        """Close the transport; ``connection_lost`` follows from it."""
-        if not self.closed:
-            self.closed = True
-            await self.transport.close()
+        """Close the transport once the bytes queued for it are written (for at most a
+        second); ``connection_lost`` follows from it."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._writer is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                async with asyncio.timeout(CLOSE_FLUSH_SECONDS):
+                    await asyncio.shield(self._writer)
+        await self.transport.close()
 
     # Session owner: what modules reach through mqant.owners
 
     async def apply_session_op(self, op: SessionOp) -> SessionState:
+        """Apply a module's change to the live session and return the session's state.
+
+        Raises RemoteError when the single-session policy refuses a bind.
+        """
         name = op["op"]
+        session = self.session
         if name == "bind":
-            self.session.user_id = op["user_id"]
-        elif name == "unbind":
-            self.session.user_id = ""
+            await self.keeper.before_bind(op["user_id"])
+            stored = await self.keeper.stored_settings(op["user_id"])
+            session.user_id = op["user_id"]
+            session.settings = {**stored, **session.settings}  # live keys win
+        elif name in ("unbind", "logout"):
+            if name == "logout":
+                await self.keeper.forget()
+            session.user_id = ""
         elif name == "set":
-            self.session.settings[op["key"]] = op["value"]
-        elif name == "push":
-            self.session.settings = dict(op["settings"])
+            session.settings[op["key"]] = op["value"]
+        elif name in ("set_batch", "push"):
+            base = session.settings if name == "set_batch" else {}
+            session.settings = {**base, **op["settings"]}
+        elif name == "remove":
+            session.settings.pop(op["key"], None)
+        elif name == "send":
+            await self.deliver(op["key"], op["payload"])
+            return session.state()
         elif name == "close":
             await self.close()
-        return self.session.state()
+            return session.state()
+        elif name in ("group_add", "group_discard"):
+            await self._group(name, op["group"])
+            return session.state()
+        if name != "get":
+            recorded = self.keeper.changed()
+            if name == "bind" and recorded is not None:
+                await recorded
+        return session.state()
+
+    async def _group(self, op: str, group: str) -> None:
+        if op == "group_add" and not self._lost:
+            self._groups.add(group)
+            await fanout().add(group, self)
+        elif op == "group_discard":
+            self._groups.discard(group)
+            await fanout().discard(group, self)
 
     async def deliver(self, topic: str, payload: bytes) -> None:
-        if self.closed or self.protocol.state is not State.CONNECTED:
+        if self.closed or not self.protocol.accepted:
             return
         self.protocol.send_publish(topic, payload)
         await self._flush()
+
+    async def handle_event(self, message: dict[str, Any]) -> None:
+        """A channel-layer event addressed to this connection (mqant.types)."""
+        kind = message["type"]
+        if kind == "gate.send" or kind == "gate.fanout":
+            await self.deliver(message["topic"], message["payload"])
+        elif kind == "gate.session":
+            reply: ReplyMessage = {
+                "type": "mqant.reply",
+                "id": message["id"],
+                "result": None,
+                "error": "",
+                "kind": "",
+            }
+            try:
+                reply["result"] = await self.apply_session_op(message["op"])
+            except RPCError as err:
+                reply["error"], reply["kind"] = str(err), err.kind
+            if message["reply_to"]:
+                await get_channel_layer().send(message["reply_to"], reply)
+        elif kind == "gate.close":
+            await self.close()
+        else:
+            logger.warning("%r: ignoring unexpected event type %r", self, kind)
 
     # Internals
 
@@ -151,17 +256,46 @@ class MQTTConnection:
         self._accepted = True
         owners.attach(self.session.channel, self)
         self._schedule_idle_check()
-        return self.protocol.accept()
+        events = self.protocol.accept()
+        self.keeper.opened()
+        start_heartbeat()
+        await self._group("group_add", groups.EVERYONE)
+        return events
 
     def _start_call(self, topic: str, payload: bytes) -> None:
-        if len(self._calls) >= self.max_in_flight:
-            if router.wants_reply(topic):
-                reply = router.envelope(secrets.token_hex(16), router.WORK_QUEUE_FULL, None)
-                self.protocol.send_publish(topic, reply)
+        if not self.bucket.admit():
+            self._refuse_call(topic, router.RATE_EXCEEDED)
+            self._refused_in_a_row += 1
+            if self._refused_in_a_row > self.bucket.burst:
+                self._close_soon("it kept sending past its message rate")
             return
-        task = asyncio.create_task(self._call(topic, payload))
+        self._refused_in_a_row = 0
+        queued = 0 if self._ordered is None else self._ordered.qsize()
+        if len(self._calls) + queued >= self.max_in_flight:
+            self._refuse_call(topic, router.WORK_QUEUE_FULL)
+            return
+        if self._ordered is not None:
+            self._ordered.put_nowait((topic, payload))
+            if not self._calls:
+                self._track(self._call_in_order())
+            return
+        self._track(self._call(topic, payload))
+
+    def _refuse_call(self, topic: str, error: str) -> None:
+        if router.wants_reply(topic):
+            reply = router.envelope(secrets.token_hex(16), error, None)
+            self.protocol.send_publish(topic, reply)
+
+    def _track(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
+
+    async def _call_in_order(self) -> None:
+        """With ORDERED_CALLS: one task runs the connection's calls one after another."""
+        assert self._ordered is not None
+        while not self._ordered.empty():
+            await self._call(*self._ordered.get_nowait())
 
     async def _call(self, topic: str, payload: bytes) -> None:
         try:
@@ -189,8 +323,46 @@ class MQTTConnection:
 
     async def _flush(self) -> None:
         data = self.protocol.data_to_send()
-        if data and not self.closed:
+        if not data or self.closed:
+            return
+        if self._outbox is None:
+            await self._write(data)
+            self._check_outgoing(self.transport.pending_bytes())
+            return
+        # The transport's write may wait for the client to read: the bytes queue here and
+        # one writer task waits for it, so that no sender ever does.
+        self._outbox += data
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_outbox())
+        self._check_outgoing(len(self._outbox) + self.transport.pending_bytes())
+
+    async def _write_outbox(self) -> None:
+        assert self._outbox is not None
+        try:
+            while self._outbox:
+                data = bytes(self._outbox)
+                self._outbox.clear()
+                await self._write(data)
+        finally:
+            self._writer = None
+
+    async def _write(self, data: bytes) -> None:
+        try:
             await self.transport.write(data)
+        except Exception as err:  # e.g. a message over the ASGI server's WebSocket limit
+            if not self.closed:
+                logger.warning("%r: closing, a write failed: %s", self, err)
+                self.closed = True
+                self.transport.abort()
+
+    def _check_outgoing(self, pending: int) -> None:
+        if pending > self.max_outgoing and not self.closed:
+            # A client that stops reading must not hold memory, or slow the senders.
+            logger.info("%r: closing, %d bytes wait for it to read", self, pending)
+            self.closed = True
+            if self._writer is not None:
+                self._writer.cancel()
+            self.transport.abort()
 
     def _close_soon(self, reason: str) -> None:
         logger.info("%r: closing, %s", self, reason)

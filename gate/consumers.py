@@ -4,15 +4,17 @@ Binary frames only; a text frame closes the connection. The subprotocol the clie
 is echoed (``mqtt`` or ``mqttv3.1``), or browsers refuse the handshake.
 """
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.consumer import AsyncConsumer
 from channels.exceptions import StopConsumer
 
+from gate import limits
 from gate.connection import MQTTConnection
 from gate.node import GATE_ID
+from gate.wsbuffer import SocketBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -33,79 +35,85 @@ def choose_subprotocol(offered: list[str]) -> str | None:
 
 
 class MQTTConsumer(AsyncConsumer):  # type: ignore[misc]
-    """Moves bytes between daphne's WebSocket and an MQTTConnection."""
+    """Moves bytes between daphne's WebSocket and an MQTTConnection, and hands the
+    connection the channel-layer events addressed to it."""
 
     connection: MQTTConnection | None = None
+    slot: limits.ConnectionSlot | None = None
+    _buffer: "SocketBuffer | None" = None
+    may_block = True
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels 4.2+ closes stale database connections (a thread hop) before every
-        # message; the gate does no database work here, so it dispatches straight from a
-        # fixed table, which is also the whitelist of message types.
-        handler = _HANDLERS.get(message["type"])
-        if handler is None:
-            logger.warning("%r: ignoring unexpected message type %r", self, message["type"])
-            return
-        await handler(self, message)
+        # message; the gate does no database work here, so it skips that per packet.
+        kind = message["type"]
+        if kind == "websocket.receive":
+            await self.websocket_receive(message)
+        elif kind.startswith("gate."):
+            if self.connection is not None:
+                await self.connection.handle_event(message)
+        elif kind == "websocket.connect":
+            await self.websocket_connect()
+        elif kind == "websocket.disconnect":
+            await self.websocket_disconnect()
+        else:
+            logger.warning("%r: ignoring unexpected message type %r", self, kind)
 
-    async def websocket_connect(self, message: dict[str, Any]) -> None:
+    async def websocket_connect(self) -> None:
+        self.slot = limits.ConnectionSlot.take()
+        if self.slot is None:
+            await self.send({"type": "websocket.close", "code": 1013})  # 1013: try again later
+            return
         subprotocol = choose_subprotocol(list(self.scope.get("subprotocols") or []))
         await self.send({"type": "websocket.accept", "subprotocol": subprotocol})
+        self._buffer = SocketBuffer.of(self.base_send)
+        self.may_block = self._buffer is None or self._buffer.may_block
         client = self.scope.get("client") or ("", 0)
         self.connection = MQTTConnection(
             self, ip=client[0], network="websocket", channel=self.channel_name, server_id=GATE_ID
         )
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
-        data = message.get("bytes")
-        if data is None:
-            logger.info("%r: closing, a text frame (MQTT travels in binary frames)", self)
-            await self.send({"type": "websocket.close", "code": UNSUPPORTED_DATA})
-            if self.connection is not None:
-                self.connection.closed = True
-            return
-        if self.connection is not None:
-            await self.connection.data_received(data)
-
-    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        if self.connection is not None:
-            await self.connection.connection_lost()
-        raise StopConsumer
-
-    async def gate_send(self, message: dict[str, Any]) -> None:
-        if self.connection is not None:
-            await self.connection.deliver(message["topic"], message["payload"])
-
-    async def gate_session(self, message: dict[str, Any]) -> None:
         if self.connection is None:
             return
-        state = await self.connection.apply_session_op(message["op"])
-        reply = {
-            "type": "mqant.reply",
-            "id": message["id"],
-            "result": state,
-            "error": "",
-            "kind": "",
-        }
-        await self.channel_layer.send(message["reply_to"], reply)
+        data = message.get("bytes")
+        if data is None:
+            logger.info(
+                "%r: closing, a text frame (MQTT travels in binary frames)", self.connection
+            )
+            self.connection.closed = True
+            await self.send({"type": "websocket.close", "code": UNSUPPORTED_DATA})
+            return
+        await self.connection.data_received(data)
 
-    async def gate_close(self, message: dict[str, Any]) -> None:
+    async def websocket_disconnect(self) -> None:
         if self.connection is not None:
-            await self.connection.close()
+            await self.connection.connection_lost()
+        if self.slot is not None:
+            self.slot.release()
+        raise StopConsumer
 
     # Transport, for MQTTConnection
 
     async def write(self, data: bytes) -> None:
         await self.send({"type": "websocket.send", "bytes": data})
 
+    def pending_bytes(self) -> int:
+        return 0 if self._buffer is None else self._buffer.pending_bytes()
+
     async def close(self) -> None:
         await self.send({"type": "websocket.close", "code": NORMAL_CLOSURE})
 
+    def abort(self) -> None:
+        if self._buffer is not None:
+            self._buffer.abort()
+        else:
+            self._spawn_close()
 
-_HANDLERS: dict[str, Callable[[MQTTConsumer, dict[str, Any]], Awaitable[None]]] = {
-    "websocket.connect": MQTTConsumer.websocket_connect,
-    "websocket.receive": MQTTConsumer.websocket_receive,
-    "websocket.disconnect": MQTTConsumer.websocket_disconnect,
-    "gate.send": MQTTConsumer.gate_send,
-    "gate.session": MQTTConsumer.gate_session,
-    "gate.close": MQTTConsumer.gate_close,
-}
+    def _spawn_close(self) -> None:
+        task = asyncio.ensure_future(self.close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+_closing: set["asyncio.Future[None]"] = set()

@@ -18,6 +18,8 @@ TOPIC_ERROR = (
 )
 JSON_ERROR = "The JSON format is incorrect"
 WORK_QUEUE_FULL = "the work queue is full!"
+RATE_EXCEEDED = "the message rate is exceeded"
+INTERNAL_ERROR = "internal error"
 
 
 def envelope(trace_id: str, error: str, result: Any) -> bytes:
@@ -43,7 +45,10 @@ def decode_payload(payload: bytes) -> dict[str, Any] | bytes:
     """
     if payload[:1] != b"{" or payload[-1:] != b"}":
         return payload
-    msg = json.loads(payload)  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    try:
+        msg = json.loads(payload)  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except RecursionError:  # nesting deeper than the interpreter's stack: a JSON bomb
+        raise ValueError("JSON nested too deeply") from None
     if not isinstance(msg, dict):
         raise ValueError("not a JSON object")
     return msg
@@ -67,6 +72,10 @@ async def route(session: Session, topic: str, payload: bytes) -> bytes | None:
         result = await rpc.call_node(node, handler, (session, msg), timeout=rpc.default_timeout())
     except RPCError as err:
         return envelope(session.trace_id, str(err), None) if has_msgid else None
+    except Exception:
+        # The channel layer failed (Redis down, its pool exhausted): the client still hears.
+        logger.exception("trace %s: calling %s failed", session.trace_id, topic)
+        return envelope(session.trace_id, INTERNAL_ERROR, None) if has_msgid else None
     if not has_msgid:
         return None
     if isinstance(result, bytes):

@@ -1,23 +1,37 @@
-"""An ASGI wrapper that starts and stops the modules this process hosts.
+"""An ASGI wrapper that starts and stops what this process hosts: the modules, and whatever
+the project adds (the gate's TCP listener).
 
-Servers with ASGI lifespan (uvicorn) start them at startup and stop them at shutdown.
-daphne has no lifespan: the modules start with the first connection or request instead.
+Servers with ASGI lifespan (uvicorn) run the startup at startup and the shutdown at
+shutdown. daphne has no lifespan (daphne#264): there the startup runs as soon as daphne's
+reactor runs, without waiting for a first connection or request.
 """
 
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 
 from mqant import app as mqant_app
 
-ASGIApp = Any
+logger = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[Any]]
 
 
 class MqantApplication:
     """Wraps the project's ASGI application; everything but lifespan passes through."""
 
-    def __init__(self, inner: ASGIApp) -> None:
+    def __init__(
+        self, inner: Any, *, on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = ()
+    ) -> None:
         self.inner = inner
+        self.on_startup = list(on_startup)
+        self.on_shutdown = list(on_shutdown)
+        self._started: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+        _when_daphne_runs(self._start_soon)
 
     async def __call__(
         self, scope: dict[str, Any], receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -25,20 +39,76 @@ class MqantApplication:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
-        await mqant_app.ensure_started()
+        await self.startup()
         await self.inner(scope, receive, send)
+
+    async def startup(self) -> None:
+        """Start the modules, then run the startup hooks; once per event loop."""
+        loop = asyncio.get_running_loop()
+        task = self._started.get(loop)
+        if task is None or (task.done() and not task.cancelled() and task.exception()):
+            # First use, or the last start failed (Redis down...): try again.
+            task = self._started[loop] = loop.create_task(self._run_startup())
+        if not task.done():
+            await asyncio.shield(task)
+
+    async def shutdown(self) -> None:
+        """Run the shutdown hooks, then stop the modules."""
+        for hook in self.on_shutdown:
+            await hook()
+        await mqant_app.stop()
+        self._started.pop(asyncio.get_running_loop(), None)
+
+    async def _run_startup(self) -> None:
+        await mqant_app.ensure_started()
+        for hook in self.on_startup:
+            await hook()
+
+    def _start_soon(self) -> None:
+        task = asyncio.get_event_loop().create_task(self.startup())
+        task.add_done_callback(_log_failure)
+        _before_daphne_stops(self.shutdown)
 
     async def _lifespan(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    await mqant_app.ensure_started()
+                    await self.startup()
                 except Exception as err:
                     await send({"type": "lifespan.startup.failed", "message": str(err)})
                     raise
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await mqant_app.stop()
+                await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _log_failure(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("startup failed", exc_info=task.exception())
+
+
+def _before_daphne_stops(shutdown: Hook) -> None:
+    """Run ``shutdown`` when daphne's reactor stops (SIGTERM, SIGINT), and let the reactor
+    wait for it."""
+    from twisted.internet import defer, reactor
+
+    def run() -> Any:
+        return defer.Deferred.fromFuture(asyncio.ensure_future(shutdown()))
+
+    reactor.addSystemEventTrigger("before", "shutdown", run)  # type: ignore[arg-type]  # twisted types reactor as its interface, wrongly here
+
+
+def _when_daphne_runs(callback: Callable[[], None]) -> None:
+    """Call ``callback`` once daphne's reactor runs; nothing under any other server.
+
+    daphne installs Twisted's asyncio reactor before it imports the application, and its
+    reactor's loop is the one the application runs in.
+    """
+    if "daphne.server" not in sys.modules:
+        return
+    from twisted.internet import reactor
+
+    reactor.callWhenRunning(callback)

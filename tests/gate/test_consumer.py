@@ -6,9 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
+from chat.modules import room_group
 from gate.consumers import MQTTConsumer
+from gate.limits import ConnectionSlot
 from gate.mqtt.codec import Decoder, encode
 from gate.mqtt.packets import (
     ConnAck,
@@ -20,7 +23,7 @@ from gate.mqtt.packets import (
     SubAck,
     Subscribe,
 )
-from mqant import Module, register_module
+from mqant import Module, groups, register_module
 
 
 @register_module
@@ -214,3 +217,94 @@ async def test_unsupported_protocol_gets_connack_1(mqant_started):
     await c.send(Connect("MQTT", 5, "v5", True, 60))
     assert await c.receive() == ConnAck(1)
     assert await c.closed_with() == 1000
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+async def test_ordered_calls_option(settings, mqant_started, ordered):
+    settings.MQANT = {**settings.MQANT, "ORDERED_CALLS": ordered}
+    c = Client()
+    await c.open()
+    await c.send(Publish("Slow/HD_Wait/slow", b'{"seconds": 0.3}'))
+    await c.send(Publish("Slow/HD_Wait/fast", b'{"seconds": 0}'))
+    first, second = (await c.receive()).topic, (await c.receive()).topic
+    expected = ["Slow/HD_Wait/slow", "Slow/HD_Wait/fast"]
+    assert [first, second] == (expected if ordered else expected[::-1])
+
+
+async def test_ordered_calls_still_bound_calls_in_flight(settings, mqant_started):
+    settings.MQANT = {**settings.MQANT, "ORDERED_CALLS": True, "MAX_CALLS_IN_FLIGHT": 2}
+    c = Client()
+    await c.open()
+    for n in range(2):
+        await c.send(Publish(f"Slow/HD_Wait/{n}", b'{"seconds": 0.2}'))
+    assert (await c.request("Slow/HD_Wait/2", {"seconds": 0}))["Error"] == (
+        "the work queue is full!"
+    )
+
+
+async def test_message_rate_refuses_then_closes(settings, mqant_started):
+    settings.MQANT = {**settings.MQANT, "MESSAGE_RATE": 1, "MESSAGE_BURST": 3}
+    c = Client()
+    await c.open()
+    for n in range(3):
+        assert (await c.request(f"HelloWorld/HD_Say/{n}", {"say": n}))["Error"] == ""
+    # The bucket is empty: refused, with a reply, until a burst's worth of refusals.
+    for n in range(3, 6):
+        reply = await c.request(f"HelloWorld/HD_Say/{n}", {"say": n})
+        assert reply["Error"] == "the message rate is exceeded"
+    await c.send(Publish("HelloWorld/HD_Say/6", b'{"say": 6}'))
+    assert (await c.receive()).topic == "HelloWorld/HD_Say/6"  # the last refusal
+    assert await c.closed_with() == 1000
+
+
+async def test_max_connections(settings, mqant_started):
+    # Communicators of earlier tests that the server closed never report their disconnect.
+    settings.MQANT = {**settings.MQANT, "MAX_CONNECTIONS": ConnectionSlot.in_use + 1}
+    first = Client()
+    await first.open()
+    second = WebsocketCommunicator(MQTTConsumer.as_asgi(), "/mqtt", subprotocols=["mqtt"])
+    connected, code = await second.connect()
+    assert not connected
+    assert code == 1013
+    await first.ws.disconnect()
+    third = Client()
+    await third.open()
+    await third.ws.disconnect()
+
+
+async def test_json_bomb_is_a_json_error(client):
+    bomb = b'{"a":' + b"[" * 30000 + b"]" * 30000 + b"}"
+    assert (await client.request("HelloWorld/HD_Say/1", bomb))["Error"] == (
+        "The JSON format is incorrect"
+    )
+    digits = b'{"say":' + b"9" * 60000 + b"}"
+    assert (await client.request("HelloWorld/HD_Say/2", digits))["Error"] == (
+        "The JSON format is incorrect"
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_group_costs_one_layer_member_per_gate_process(settings, mqant_started):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    clients = [Client() for _ in range(3)]
+    for n, c in enumerate(clients):
+        await c.open()
+        login = {"userName": f"member{n}", "passWord": "pw-123456"}
+        assert (await c.request("Login/HD_Login/1", login))["Error"] == ""
+        assert (await c.request("Chat/HD_JoinChat/2", {"roomName": "fan"}))["Error"] == ""
+    layer = get_channel_layer()
+    members = layer.groups[groups.group_name(room_group("fan"))]
+    assert len(members) == 1  # this process's fan-out channel, not three connections
+    await clients[0].send(Publish("Chat/HD_Say/3", b'{"roomName": "fan", "content": "all"}'))
+    for c in clients:
+        topics = set()
+        while "Chat/OnChat" not in topics:
+            topics.add((await c.receive()).topic)
+    # A member that leaves stops receiving; the group stays while members remain.
+    await clients[2].ws.disconnect()
+    await asyncio.sleep(0.1)
+    assert len(layer.groups[groups.group_name(room_group("fan"))]) == 1
+    for c in clients[:2]:
+        await c.ws.disconnect()
+    await asyncio.sleep(0.1)
+    assert groups.group_name(room_group("fan")) not in layer.groups

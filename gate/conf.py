@@ -1,0 +1,46 @@
+"""The gate's settings: keys of ``settings.MQANT`` over these defaults.
+
+Every limit is a setting; the defaults are what a production deployment would start with.
+"""
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # "host:port" of the MQTT-over-TCP listener, started with the server; "" turns it off.
+    "TCP_ADDR": "127.0.0.1:3563",
+    # PEM certificate and key: when both are set, the TCP listener speaks TLS.
+    "TLS_CERT": "",
+    "TLS_KEY": "",
+    # Largest MQTT packet accepted, fixed header included (mqant: 65535). A larger one
+    # closes the connection as soon as its header arrives, before its body is buffered.
+    "MAX_PACKET_SIZE": 65535,
+    # Calls in flight per connection; past it "the work queue is full!" (mqant: 20).
+    "MAX_CALLS_IN_FLIGHT": 20,
+    # Handle one connection's requests strictly one after another, in arrival order
+    # (mqant runs them concurrently).
+    "ORDERED_CALLS": False,
+    # PUBLISHes per second a connection may send, sustained, and in a burst; 0 = no limit.
+    # Past it a call is refused ("the message rate is exceeded"); a client that goes on
+    # sending through a whole burst's worth of refusals is closed.
+    "MESSAGE_RATE": 100.0,
+    "MESSAGE_BURST": 200,
+    # Bytes waiting to be written to one client; a client that stops reading is closed
+    # when they pass this, and nobody else waits for it.
+    "MAX_OUTGOING_BYTES": 1024 * 1024,
+    # Connections one process holds at once, WebSocket and TCP together.
+    "MAX_CONNECTIONS": 10000,
+    # Seconds a new connection has to send CONNECT (mqant: 10).
+    "CONNECT_TIMEOUT": 10.0,
+    # Seconds of silence before a client with keepalive 0 is closed (others: 1.5 x keepalive).
+    "IDLE_TIMEOUT": 300.0,
+}
+
+
+def get(name: str) -> Any:
+    """The value of ``settings.MQANT[name]``, or its default; KeyError for an unknown name."""
+    overrides: dict[str, Any] = getattr(settings, "MQANT", {})
+    if name in overrides:
+        return overrides[name]
+    return DEFAULTS[name]
