@@ -14,7 +14,7 @@ from mqant.errors import (
 )
 from mqant.module import Module
 from mqant.registry import register_module
-from mqant.rpc import call, call_nr
+from mqant.rpc import call, call_nr, nodes
 from mqant.session import Session
 
 __all__ = [
@@ -28,5 +28,6 @@ __all__ = [
     "Session",
     "call",
     "call_nr",
+    "nodes",
     "register_module",
 ]

@@ -1,8 +1,14 @@
-"""The app: starts the modules this process hosts, serves their calls from the channel layer,
+"""The app: starts the modules this process runs, serves their calls from the channel layer,
 and stops them in reverse order (mqant's ``app.Run``).
 
-Under daphne there is no ASGI lifespan, so the app starts on first use in the server's event
-loop: ``await ensure_started()`` is cheap once it has run.
+Which modules run here is the deployment's business (mqant.config): the entries whose
+ProcessID is this process's id. Under daphne there is no ASGI lifespan, so the app starts on
+first use in the server's event loop: ``await ensure_started()`` is cheap once it has run.
+
+Stopping drains: the nodes leave the registry so that callers pick others, a call that still
+arrives is answered ``Service(type:X) not found`` at once, the calls in flight finish (with
+the calls they make), then ``run`` returns and ``on_destroy`` runs in reverse order of start,
+all within ``MQANT["SHUTDOWN_TIMEOUT"]``.
 """
 
 import asyncio
@@ -13,15 +19,19 @@ from typing import Any
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
-from mqant import conf
-from mqant.errors import RPCError
-from mqant.module import SESSION_CLOSED, Module
-from mqant.registry import Node, NodeRegistry, module_classes
-from mqant.server import ModuleServer
+from mqant import conf, config
+from mqant import registry as mqant_registry
+from mqant.errors import RemoteError, RPCError, ServiceNotFound
+from mqant.module import Module
+from mqant.registry import Node
+from mqant.server import ModuleServer, in_handler
 from mqant.types import CallMessage, ReplyMessage
 from mqant.wire import decode_args, encode_value
 
 logger = logging.getLogger(__name__)
+
+# Seconds a node waits before receiving again after the channel layer failed.
+RECEIVE_RETRY_DELAY = 0.5
 
 
 class App:
@@ -29,75 +39,159 @@ class App:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.registry = NodeRegistry()
+        self.registry = mqant_registry.from_settings()
+        self.process_id = config.process_id()
         self.modules: list[tuple[Module, ModuleServer]] = []
+        self._nodes: list[Node] = []
         self.started = False
+        self.draining = False
         self._closing = asyncio.Event()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._runs: set[asyncio.Task[Any]] = set()
+        self._serving: set[asyncio.Task[Any]] = set()
+        self._calls: set[asyncio.Task[Any]] = set()
         self._layer: BaseChannelLayer | None = None
 
     async def start(self) -> None:
-        """Initialise and start every module configured for this process."""
-        self._layer = get_channel_layer()
-        wanted = conf.get("MODULES")
-        module_settings: dict[str, dict[str, Any]] = conf.get("MODULE_SETTINGS")
-        for module_type, cls in sorted(module_classes().items()):
-            if wanted is not None and module_type not in wanted:
-                continue
-            await self._start_module(cls(), dict(module_settings.get(module_type, {})))
-        self.started = True
-        logger.info("mqant started: %s", ", ".join(n.node_id for n in self.registry.nodes()))
+        """Initialise and start every module the deployment gives this process.
 
-    async def stop(self, timeout: float = 60.0) -> None:
-        """Stop serving, let ``run`` return, then ``on_destroy`` in reverse order of start."""
+        Raises ImproperlyConfigured for an invalid deployment; a module that fails to start
+        stops the ones started before it.
+        """
+        server_conf = config.load()
+        self._layer = get_channel_layer()
+        try:
+            await self.registry.start()
+            for entry in server_conf.for_process(self.process_id):
+                await self._start_entry(entry)
+        except BaseException:
+            await self.stop()
+            raise
+        self.started = True
+        logger.info(
+            "mqant process %s started from %s: %s",
+            self.process_id,
+            server_conf.source,
+            ", ".join(node.node_id for node in self.registry.own()) or "no modules",
+        )
+
+    async def select(self, target: str) -> Node:
+        """The node a call to ``target`` goes to. While this process stops, its own nodes
+        are still found by the calls its handlers make, and by no one else."""
+        try:
+            return await self.registry.lookup(target)
+        except ServiceNotFound:
+            node = self._draining_node(target) if self.draining and in_handler() else None
+            if node is None:
+                raise
+            return node
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Drain, then stop: see the module's docstring. Bounded by ``timeout`` seconds
+        (default ``MQANT["SHUTDOWN_TIMEOUT"]``)."""
+        budget = float(conf.get("SHUTDOWN_TIMEOUT")) if timeout is None else timeout
+        deadline = self.loop.time() + budget
+        self.draining = True
+        for module, server in self.modules:
+            server.accepting = False
+            await self._quietly(self.registry.deregister(module.node_id), "deregister")
+        await self._wait(self._in_flight(), deadline, "calls in flight")
         self._closing.set()
-        for node in self.registry.nodes():
-            self.registry.remove(node.node_id)
-        for task in self._tasks:
+        await self._wait(set(self._runs), deadline, "run() to return")
+        for task in (*self._serving, *self._calls, *self._runs):
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=timeout)
+        await asyncio.gather(*self._serving, *self._calls, *self._runs, return_exceptions=True)
         for module, server in reversed(self.modules):
             await server.stop()
+            left = max(deadline - self.loop.time(), 0.0)
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(left):
                     await module.on_destroy()
             except Exception:
                 logger.exception("%r: on_destroy failed", module)
+        await self._quietly(self.registry.close(), "closing the registry")
         self.started = False
 
-    async def _start_module(self, module: Module, settings: dict[str, Any]) -> None:
+    async def _start_entry(self, entry: config.ModuleEntry) -> None:
+        if entry.module_type == config.GATE:
+            return  # the gate's entry is read by the gate (config.gate_settings)
+        cls = mqant_registry.module_classes().get(entry.module_type)
+        if cls is None:
+            logger.warning(
+                "%s runs module type %s (Id %s), but no module of that type is registered: skipped",
+                self.process_id,
+                entry.module_type,
+                entry.id,
+            )
+            return
+        await self._start_module(cls(), entry)
+
+    async def _start_module(self, module: Module, entry: config.ModuleEntry) -> None:
         assert self._layer is not None
         module.node_id = f"{module.module_type}@{secrets.token_hex(8)}"
-        await module.on_init(settings)
-        if module.listens_to_session_closed():
-            module.register_go(SESSION_CLOSED, module.on_session_closed)
+        await module.on_init(dict(entry.settings))
+        events = module.register_event_handlers()
         server = ModuleServer(module)
         server.start()
+        # The layer's default prefix, as every channel of the process: RedisChannelLayer
+        # receives all of a process's channels through one Redis key per prefix, one
+        # blocking read at a time, so a second prefix waits seconds behind the first.
+        channel = await self._layer.new_channel()
+        node = Node(module.node_id, module.module_type, channel, events, server, self.process_id)
         self.modules.append((module, server))
-        events = frozenset({SESSION_CLOSED}) if module.listens_to_session_closed() else frozenset()
-        channel = await self._layer.new_channel("mqant.node.")
-        node = Node(module.node_id, module.module_type, channel, events, server)
-        self.registry.add(node)
-        self._spawn(self._serve(node), f"{node.node_id} serve")
-        self._spawn(module.run(self._closing), f"{node.node_id} run")
+        self._nodes.append(node)
+        self._spawn(self._serve(node, server), f"{node.node_id} serve", self._serving)
+        self._spawn(module.run(self._closing), f"{node.node_id} run", self._runs)
+        await self.registry.register(node)
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Any, name: str, tasks: set[asyncio.Task[Any]]) -> None:
         task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
-    async def _serve(self, node: Node) -> None:
+    def _draining_node(self, target: str) -> Node | None:
+        for node in self._nodes:
+            if target in (node.node_id, node.module_type):
+                return node
+        return None
+
+    def _in_flight(self) -> set[asyncio.Task[Any]]:
+        waits = {asyncio.ensure_future(server.wait_idle()) for _, server in self.modules}
+        return waits | self._calls
+
+    async def _wait(self, tasks: set[asyncio.Task[Any]], deadline: float, what: str) -> None:
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=max(deadline - self.loop.time(), 0.0))
+        if pending:
+            logger.warning("stopping: gave up waiting for %s", what)
+        for task in pending:
+            if task not in self._calls and task not in self._runs:
+                task.cancel()
+
+    @staticmethod
+    async def _quietly(coro: Any, what: str) -> None:
+        try:
+            await coro
+        except Exception:
+            logger.exception("stopping: %s failed", what)
+
+    async def _serve(self, node: Node, server: ModuleServer) -> None:
         """Receive this node's calls from the channel layer, each in its own task."""
         assert self._layer is not None
         while True:
-            message = await self._layer.receive(node.channel)
+            try:
+                message = await self._layer.receive(node.channel)
+            except Exception:
+                logger.exception("%s: receive failed; retrying", node.node_id)
+                await asyncio.sleep(RECEIVE_RETRY_DELAY)
+                continue
             if message.get("type") == "mqant.call":
-                self._spawn(self._serve_one(node, message), f"{node.node_id} call")
+                self._spawn(
+                    self._serve_one(node, server, message), f"{node.node_id} call", self._calls
+                )
 
-    async def _serve_one(self, node: Node, message: CallMessage) -> None:
+    async def _serve_one(self, node: Node, server: ModuleServer, message: CallMessage) -> None:
         assert self._layer is not None
-        assert node.server is not None
         remaining = message["deadline"] - time.time()
         if remaining <= 0:  # the caller has given up already
             return
@@ -109,15 +203,31 @@ class App:
             "kind": "",
         }
         try:
+            if not server.accepting:  # the caller's registry is behind: it may pick another
+                raise ServiceNotFound.for_type(node.module_type)
             async with asyncio.timeout(remaining):
-                result = await node.server.invoke(message["fn"], decode_args(message["args"]))
+                result = await server.invoke(message["fn"], decode_args(message["args"]))
             reply["result"] = encode_value(result)
         except TimeoutError:
             return  # the caller has given up too; a late reply would only be dropped
         except RPCError as err:
             reply["error"], reply["kind"] = str(err), err.kind
         if message["reply_to"]:
-            await self._layer.send(message["reply_to"], reply)
+            await self._reply(node, message, reply)
+
+    async def _reply(self, node: Node, message: CallMessage, reply: ReplyMessage) -> None:
+        assert self._layer is not None
+        try:
+            try:
+                await self._layer.send(message["reply_to"], reply)
+            except (TypeError, ValueError):  # the layer cannot carry the result
+                logger.exception("%s: the result of %s cannot be sent", node.node_id, message["fn"])
+                failed = RemoteError("internal error")
+                reply = {**reply, "result": None, "error": str(failed), "kind": failed.kind}
+                await self._layer.send(message["reply_to"], reply)
+        except Exception:
+            # The caller will see its deadline pass; this node goes on serving.
+            logger.exception("%s: replying to %s failed", node.node_id, message["fn"])
 
 
 _app: App | None = None
@@ -133,13 +243,17 @@ def current() -> App | None:
 
 
 async def ensure_started() -> App:
-    """Start the app in the running loop if it has not been started there, and return it."""
+    """Start the app in the running loop if it has not been started there, and return it.
+
+    A start that failed (Redis unreachable, say) is tried again by the next caller.
+    """
     global _app, _starting
     app = current()
     if app is not None:
         return app
     loop = asyncio.get_running_loop()
-    if _app is None or _app.loop is not loop or _starting is None:
+    failed = _starting is not None and _starting.done() and not current()
+    if _app is None or _app.loop is not loop or _starting is None or failed:
         _app = App(loop)
         _starting = loop.create_task(_app.start())
     app, starting = _app, _starting
@@ -147,10 +261,17 @@ async def ensure_started() -> App:
     return app
 
 
-async def stop() -> None:
-    """Stop the app of the running loop, if any."""
+async def stop(timeout: float | None = None) -> None:
+    """Stop the app of the running loop, if any, and this loop's RPC reply channel."""
     global _app, _starting
     app = _app
-    if app is not None and app.loop is asyncio.get_running_loop():
-        _app = _starting = None
-        await app.stop()
+    if app is None or app.loop is not asyncio.get_running_loop():
+        return
+    try:
+        await app.stop(timeout)  # current() still answers this app while it drains
+    finally:
+        if _app is app:
+            _app = _starting = None
+    from mqant import rpc  # rpc imports this module
+
+    await rpc.stop_router()

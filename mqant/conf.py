@@ -10,18 +10,42 @@ DEFAULTS: dict[str, Any] = {
     # Call a module hosted by this process directly instead of through the channel layer.
     # Same semantics either way; False forces every call through the layer.
     "RPC_LOCAL_SHORTCUT": True,
-    # Module types this process hosts; None hosts every registered module.
+    # The deployment, in mqant's server.conf format: a path to such a file, or the same
+    # structure as a dict. The MQANT_CONFIG environment variable (a path) wins over it; with
+    # neither, every module runs in one process (see mqant.config).
+    "CONFIG": None,
+    # Without CONFIG, the built-in deployment: the module types it runs (None: every
+    # registered one) and, per type, the settings handed to Module.on_init.
     "MODULES": None,
-    # Per module type, the settings handed to Module.on_init.
     "MODULE_SETTINGS": {},
-    # Gate: calls in flight per connection before "the work queue is full!" (mqant: 20).
-    "MAX_CALLS_IN_FLIGHT": 20,
-    # Gate: largest MQTT packet accepted, fixed header included (mqant: 65535).
-    "MAX_PACKET_SIZE": 65535,
-    # Gate: seconds a new connection has to send CONNECT (mqant: 10).
-    "CONNECT_TIMEOUT": 10.0,
-    # Gate: seconds of silence before a client with keepalive 0 is closed.
-    "IDLE_TIMEOUT": 300.0,
+    # Where live nodes are known: "BACKEND" is a NodeRegistry class, "CONFIG" its keyword
+    # arguments. The default knows this process's nodes only, which is all there is with the
+    # in-memory channel layer; mqant.redis_registry.RedisNodeRegistry shares them in Redis.
+    "REGISTRY": {"BACKEND": "mqant.registry.NodeRegistry", "CONFIG": {}},
+    # How a call to a module type picks one of its nodes: (module_type, nodes) -> node.
+    "SELECTOR": "mqant.registry.random_selector",
+    # Seconds a stopping process gives its calls in flight and its modules' on_destroy before
+    # it gives up on them (mqant: 60).
+    "SHUTDOWN_TIMEOUT": 60.0,
+    # Session persistence, mqant's StorageHandler (mqant.storage): a dotted path, or
+    # {"BACKEND": path, "CONFIG": {...}}; None turns it off.
+    "STORAGE_HANDLER": {
+        "BACKEND": "sessions_store.storage.DatabaseStorage",
+        "CONFIG": {"ttl": 7 * 24 * 3600},
+    },
+    # Seconds between two StorageHandler.heartbeat calls for one active session (mqant: 60).
+    "STORAGE_HEARTBEAT": 60.0,
+    # Who is connected where (mqant.storage.Presence), same forms; None turns it off.
+    "PRESENCE": "sessions_store.presence.DatabasePresence",
+    # Seconds between two heartbeats of a gate process; one silent for three is dead, and
+    # its connections are ended (modules get on_session_closed).
+    "GATE_HEARTBEAT": 10.0,
+    # A user who logs in while already connected: "keep" both connections, "kick" the
+    # older ones, or "refuse" the new login.
+    "SINGLE_SESSION": "keep",
+    # A dotted path to a function (session) -> bool that says who is a guest; None: a
+    # session is a guest until it is bound to a user (mqant's rule).
+    "GUEST_RULE": None,
 }
 
 

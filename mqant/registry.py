@@ -2,13 +2,20 @@
 
 Module classes are registered by their apps' ``AppConfig.ready()``, like Channels finds its
 layers in settings: the framework never imports a module app.
+
+The registry of live nodes is named in ``MQANT["REGISTRY"]``. ``NodeRegistry`` knows the nodes
+of its own process, which is all there is with the in-memory channel layer;
+``mqant.redis_registry.RedisNodeRegistry`` shares them between processes through Redis.
 """
 
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from django.utils.module_loading import import_string
+
+from mqant import conf
 from mqant.errors import ServiceNotFound
 from mqant.module import Module
 from mqant.server import ModuleServer
@@ -41,7 +48,8 @@ def module_classes() -> dict[str, type[Module]]:
 class Node:
     """A live module instance: ``node_id`` is ``Type@<16 hex>``; ``channel`` receives its calls.
 
-    ``server`` is set when the node lives in this process.
+    ``server`` is set when the node lives in this process; ``process_id`` names the process
+    that runs it.
     """
 
     node_id: str
@@ -49,6 +57,7 @@ class Node:
     channel: str
     events: frozenset[str] = frozenset()
     server: ModuleServer | None = field(default=None, compare=False)
+    process_id: str = ""
 
 
 Selector = Callable[[str, Sequence[Node]], Node]
@@ -59,25 +68,60 @@ def random_selector(module_type: str, nodes: Sequence[Node]) -> Node:
     return random.choice(nodes)  # noqa: S311 - load spreading, not cryptography
 
 
+def from_settings() -> "NodeRegistry":
+    """The registry ``MQANT["REGISTRY"]`` names, with the selector ``MQANT["SELECTOR"]`` names."""
+    spec: dict[str, Any] = conf.get("REGISTRY")
+    cls = import_string(spec["BACKEND"])
+    selector: Selector = import_string(conf.get("SELECTOR"))
+    registry: NodeRegistry = cls(selector=selector, **spec.get("CONFIG", {}))
+    return registry
+
+
 class NodeRegistry:
-    """The live nodes this process knows of."""
+    """The live nodes this process knows of: here, its own.
+
+    The app registers each node it starts and deregisters it when it stops; callers pick a
+    node with ``select`` (or ``lookup``, which may first ask the shared registry again).
+    Subclasses that share nodes between processes override the async methods.
+    """
 
     def __init__(self, selector: Selector = random_selector) -> None:
         self.selector = selector
+        self._own: dict[str, Node] = {}
+        self._others: dict[str, Node] = {}
         self._by_id: dict[str, Node] = {}
         self._by_type: dict[str, list[Node]] = {}
 
-    def add(self, node: Node) -> None:
-        self._by_id[node.node_id] = node
-        self._by_type.setdefault(node.module_type, []).append(node)
+    async def start(self) -> None:
+        """Called once by the app, before the first ``register``."""
 
-    def remove(self, node_id: str) -> None:
-        node = self._by_id.pop(node_id, None)
-        if node is not None:
-            self._by_type[node.module_type].remove(node)
+    async def close(self) -> None:
+        """Called once by the app when it stops, after the last ``deregister``."""
 
-    def nodes(self) -> list[Node]:
-        return list(self._by_id.values())
+    async def register(self, node: Node) -> None:
+        """Make a node of this process selectable."""
+        self._own[node.node_id] = node
+        self._rebuild()
+
+    async def deregister(self, node_id: str) -> None:
+        """Stop offering a node of this process to callers."""
+        self._own.pop(node_id, None)
+        self._rebuild()
+
+    async def lookup(self, target: str) -> Node:
+        """``select``, for callers that may wait: a registry shared between processes asks
+        again before it reports ServiceNotFound."""
+        return self.select(target)
+
+    def own(self) -> list[Node]:
+        """The nodes of this process."""
+        return list(self._own.values())
+
+    def nodes(self, module_type: str | None = None) -> list[Node]:
+        """Every live node known, or those of ``module_type``."""
+        if module_type is None:
+            return list(self._by_id.values())
+        return list(self._by_type.get(module_type, ()))
 
     def listening(self, event: str) -> list[Node]:
         return [node for node in self._by_id.values() if event in node.events]
@@ -99,3 +143,11 @@ class NodeRegistry:
         if len(nodes) == 1:
             return nodes[0]
         return self.selector(module_type, nodes)
+
+    def _rebuild(self) -> None:
+        """Recompute the views from this process's nodes and the others'."""
+        by_id = {**self._others, **self._own}
+        by_type: dict[str, list[Node]] = {}
+        for node in by_id.values():
+            by_type.setdefault(node.module_type, []).append(node)
+        self._by_id, self._by_type = by_id, by_type

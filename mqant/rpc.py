@@ -3,6 +3,9 @@
 
 A node in this process is invoked directly with the same semantics (deadline, ordering,
 errors); others are reached on their channel through the channel layer.
+
+This process's reply channel is served by one task per event loop; a layer error (Redis
+restarting) is logged and the task receives again, since every later call depends on it.
 """
 
 import asyncio
@@ -12,16 +15,20 @@ import time
 import weakref
 from typing import Any
 
+from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer, get_channel_layer
 
 from mqant import app as mqant_app
 from mqant import conf
-from mqant.errors import DeadlineExceeded, RPCError, error_from_wire
+from mqant.errors import DeadlineExceeded, RPCError, ServiceNotFound, error_from_wire
 from mqant.registry import Node
 from mqant.types import CallMessage, ReplyMessage
 from mqant.wire import decode_value, encode_args
 
 logger = logging.getLogger(__name__)
+
+# Seconds between attempts to receive again after the channel layer failed.
+RECEIVE_RETRY_DELAY = 0.5
 
 
 class ReplyRouter:
@@ -39,7 +46,10 @@ class ReplyRouter:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.channel = await self.layer.new_channel("mqant.reply.")
+        # The layer's default prefix, as every channel of the process: RedisChannelLayer
+        # receives all of a process's channels through one Redis key per prefix, one
+        # blocking read at a time, so a second prefix waits seconds behind the first.
+        self.channel = await self.layer.new_channel()
         self._task = asyncio.create_task(self._receive_loop(), name="mqant reply router")
 
     async def request(self, channel: str, message: dict[str, Any], timeout: float) -> Any:
@@ -54,15 +64,30 @@ class ReplyRouter:
                 reply = await future
         except TimeoutError:
             raise DeadlineExceeded() from None
+        except ChannelFull:
+            # The receiver is far behind, or gone (channels-redis keeps a dead channel's
+            # messages until they expire): it will not answer within the deadline.
+            raise DeadlineExceeded() from None
         finally:
             self._pending.pop(call_id, None)
         if reply["kind"]:
             raise error_from_wire(reply["kind"], reply["error"])
         return decode_value(reply["result"])
 
+    async def stop(self) -> None:
+        """Stop receiving; callers still waiting reach their deadline."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
     async def _receive_loop(self) -> None:
         while True:
-            reply = await self.layer.receive(self.channel)
+            try:
+                reply = await self.layer.receive(self.channel)
+            except Exception:
+                logger.exception("reply channel %s: receive failed; retrying", self.channel)
+                await asyncio.sleep(RECEIVE_RETRY_DELAY)
+                continue
             future = self._pending.get(reply.get("id", ""))
             if future is not None and not future.done():
                 future.set_result(reply)
@@ -90,15 +115,38 @@ async def _router() -> ReplyRouter:
     return router
 
 
+async def stop_router() -> None:
+    """Stop this event loop's reply router, if it runs (when the app stops)."""
+    loop = asyncio.get_running_loop()
+    router = _routers.pop(loop, None)
+    starting = _starting.pop(loop, None)
+    if starting is not None:
+        await asyncio.gather(starting, return_exceptions=True)
+    if router is not None:
+        await router.stop()
+
+
 async def request(channel: str, message: dict[str, Any], *, timeout: float) -> Any:
     """Request/reply over the channel layer with any channel that answers a ReplyMessage."""
     return await (await _router()).request(channel, message, timeout)
 
 
 async def select(module_type: str) -> Node:
-    """The node a call to ``module_type`` goes to; raises ServiceNotFound."""
+    """The node a call to ``module_type`` (``Type`` or ``Type@node``) goes to; raises
+    ServiceNotFound."""
     app = mqant_app.current() or await mqant_app.ensure_started()
-    return app.registry.select(module_type)
+    return await app.select(module_type)
+
+
+async def nodes(module_type: str) -> list[Node]:
+    """The live nodes of ``module_type``, in this process and others (mqant's
+    ``GetServersByType``); call one with ``call(node.node_id, ...)``."""
+    try:
+        node = await select(module_type)
+    except ServiceNotFound:
+        return []
+    app = mqant_app.current()
+    return app.registry.nodes(module_type) if app is not None else [node]
 
 
 def default_timeout() -> float:
@@ -122,8 +170,10 @@ async def call(module_type: str, fn: str, *args: Any, timeout: float | None = No
 
 
 async def call_node(node: Node, fn: str, args: tuple[Any, ...], *, timeout: float) -> Any:
-    """``call`` on a node already selected."""
-    if node.server is not None and conf.get("RPC_LOCAL_SHORTCUT"):
+    """``call`` on a node already selected. A node of this process is invoked directly
+    (``RPC_LOCAL_SHORTCUT``), and always while the process stops: then only the calls in
+    flight reach it, and the channel layer would turn them away."""
+    if node.server is not None and (conf.get("RPC_LOCAL_SHORTCUT") or not node.server.accepting):
         try:
             async with asyncio.timeout(timeout):
                 return await node.server.invoke(fn, args)
@@ -148,6 +198,7 @@ async def call_nr(module_type: str, fn: str, *args: Any) -> None:
 
 
 async def call_node_nr(node: Node, fn: str, args: tuple[Any, ...]) -> None:
+    """``call_nr`` on a node already selected."""
     timeout = _timeout(None)
     if node.server is not None and conf.get("RPC_LOCAL_SHORTCUT"):
         task = asyncio.create_task(_call_quietly(node, fn, args, timeout))
@@ -162,7 +213,10 @@ async def call_node_nr(node: Node, fn: str, args: tuple[Any, ...]) -> None:
         "reply_to": "",
         "deadline": time.time() + timeout,
     }
-    await get_channel_layer().send(node.channel, message)
+    try:
+        await get_channel_layer().send(node.channel, message)
+    except ChannelFull:
+        logger.warning("call_nr %s.%s dropped: the node's channel is full", node.node_id, fn)
 
 
 _background: set[asyncio.Task[None]] = set()

@@ -3,6 +3,7 @@
 
 import asyncio
 import logging
+from contextvars import ContextVar
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -14,6 +15,15 @@ logger = logging.getLogger(__name__)
 
 _Job = tuple[HandlerSpec, tuple[Any, ...], "asyncio.Future[Any]"]
 
+# True while a handler runs, and in whatever it awaits or spawns: the calls it makes are part
+# of a call in flight, which a stopping process still serves.
+_in_handler: ContextVar[bool] = ContextVar("mqant_in_handler", default=False)
+
+
+def in_handler() -> bool:
+    """Whether the running code is (called from) a module's handler."""
+    return _in_handler.get()
+
 
 class ModuleServer:
     """The RPC server of one module instance (a node)."""
@@ -22,6 +32,12 @@ class ModuleServer:
         self.module = module
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self.active = 0  # calls accepted and not finished
+        # False once the process stops: only its own calls in flight still reach the node,
+        # directly (see App.stop).
+        self.accepting = True
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def start(self) -> None:
         self._worker = asyncio.create_task(self._serial_loop(), name=f"{self.module!r} serial")
@@ -31,6 +47,10 @@ class ModuleServer:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
+
+    async def wait_idle(self) -> None:
+        """Return once no call is in flight."""
+        await self._idle.wait()
 
     async def invoke(self, fn: str, args: tuple[Any, ...]) -> Any:
         """Run handler ``fn`` with ``args`` and return its result.
@@ -42,11 +62,18 @@ class ModuleServer:
         spec = self.module.handlers.get(fn)
         if spec is None:
             raise FunctionNotFound.for_name(fn)
-        if spec.concurrent:
-            return await self._run(spec, args)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((spec, args, future))
-        return await future
+        self.active += 1
+        self._idle.clear()
+        try:
+            if spec.concurrent:
+                return await self._run(spec, args)
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._queue.put_nowait((spec, args, future))
+            return await future
+        finally:
+            self.active -= 1
+            if not self.active:
+                self._idle.set()
 
     async def _serial_loop(self) -> None:
         while True:
@@ -63,6 +90,7 @@ class ModuleServer:
                     future.set_result(result)
 
     async def _run(self, spec: HandlerSpec, args: tuple[Any, ...]) -> Any:
+        token = _in_handler.set(True)
         try:
             if spec.is_async:
                 return await spec.fn(*args)
@@ -79,3 +107,5 @@ class ModuleServer:
                 "%r: handler %s failed", self.module, getattr(spec.fn, "__name__", "?")
             )
             raise RemoteError("internal error") from err
+        finally:
+            _in_handler.reset(token)

@@ -1,7 +1,7 @@
 """RPC arguments and results as they cross the channel layer.
 
 The layer carries what msgpack carries (None, bool, int, float, str, bytes, list, dict); a
-Session travels as its state under a marker key.
+Session, wherever it sits in a value, travels as its state under a marker key.
 """
 
 from typing import Any
@@ -12,14 +12,25 @@ _SESSION = "__mqant_session__"
 
 
 def encode_value(value: Any) -> Any:
+    """``value`` with every Session in it replaced by its marked state (tuples become lists,
+    as msgpack would make them)."""
     if isinstance(value, Session):
         return {_SESSION: value.state()}
+    if isinstance(value, list | tuple):
+        return [encode_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: encode_value(item) for key, item in value.items()}
     return value
 
 
 def decode_value(value: Any) -> Any:
-    if isinstance(value, dict) and len(value) == 1 and _SESSION in value:
-        return Session.from_state(value[_SESSION])
+    """The inverse of ``encode_value``."""
+    if isinstance(value, dict):
+        if len(value) == 1 and _SESSION in value:
+            return Session.from_state(value[_SESSION])
+        return {key: decode_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [decode_value(item) for item in value]
     return value
 
 

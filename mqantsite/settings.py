@@ -4,13 +4,30 @@ Environment variables:
     DJANGO_SECRET_KEY   the secret key (a development key is used when unset)
     DJANGO_DEBUG        "1" for debug mode (default "1" outside production)
     DJANGO_ALLOWED_HOSTS comma-separated host names (default: loopback names)
-    REDIS_URL           switches the channel layer to channels-redis
+    DJANGO_NUM_PROXIES  proxies in front of this process that set X-Forwarded-For (default 0):
+                        the REST API's throttles and login lockout count per client address
+    REDIS_URL           runs over Redis: channels-redis carries RPC, session changes and
+                        broadcasts between processes, and live module nodes are registered there
+    MQANT_REDIS_LAYER   with REDIS_URL, "pubsub" (RedisPubSubChannelLayer, the default) or
+                        "core" (RedisChannelLayer); bench/rpc.py measures both
+    MQANT_REDIS_PREFIX  with REDIS_URL, the prefix of every Redis key and channel (default
+                        "mqant"): deployments sharing one Redis use different ones
+    DATABASE_URL        a database URL (postgres://user:password@host:5432/name) instead of SQLite
     SQLITE_PATH         where the SQLite database lives (default: db.sqlite3 beside manage.py)
+    MQANT_CONFIG        the deployment file, mqant's server.conf format (see mqant/config.py)
+    MQANT_PROCESS_ID    this process's ProcessID in that file (default "development")
+    MQANT_SETTINGS      a JSON object merged over the MQANT settings below
+    MQANT_EXTRA_APPS    comma-separated Django apps (with modules) added to INSTALLED_APPS
 """
 
+import json
 import os
+import re
+import socket
 from pathlib import Path
 from typing import Any
+
+import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -29,6 +46,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served here: no CDN
     "channels",
     "mqant",
     "gate",
@@ -36,7 +56,10 @@ INSTALLED_APPS = [
     "login",
     "chat",
     "helloworld",
+    "api",
 ]
+# MQANT_EXTRA_APPS: comma-separated apps (modules) to add, e.g. "mygame" on one process.
+INSTALLED_APPS += [app for app in os.environ.get("MQANT_EXTRA_APPS", "").split(",") if app]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -69,7 +92,7 @@ TEMPLATES = [
 
 ASGI_APPLICATION = "mqantsite.asgi.application"
 
-DATABASES = {
+DATABASES: dict[str, Any] = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
@@ -78,15 +101,69 @@ DATABASES = {
         "OPTIONS": {"timeout": 20},
     }
 }
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
+    # Handlers run in worker threads that keep their connection a while (checked before
+    # reuse): a module process does not reconnect for every call.
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
+    }
+
+# No client-side socket timeout. redis-py 8 defaults to 5 s, and the core layer's receive
+# is a BZPOPMIN that blocks up to 5 s when idle: every idle consumer then died of a
+# TimeoutError (channels_redis#422). Any timeout also makes redis-py write through
+# asyncio.wait_for, which on Python 3.11 loses a cancellation that lands as the write
+# completes (fixed in 3.12): a cancelled receive, as Channels cancels one whenever a client
+# disconnects, then never ends. A dead Redis is noticed by TCP keepalive instead.
+REDIS_SOCKET_TIMEOUT = None
+# Probe after 10 s of silence, every 5 s, drop the connection after 3 unanswered probes
+# (where the platform names these options).
+REDIS_KEEPALIVE = {
+    getattr(socket, name): value
+    for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
+    if hasattr(socket, name)
+}
+# Connections a process may open to Redis at once. redis-py 8 caps a pool at 100 and then
+# fails at once (MaxConnectionsError): the core layer holds one per send in progress, so a
+# burst of 100 concurrent calls from one process failed.
+REDIS_MAX_CONNECTIONS = 1000
+REDIS_LAYERS = {
+    "core": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+
+
+def redis_channel_layer(url: str, kind: str = "pubsub", prefix: str = "mqant") -> dict[str, Any]:
+    """The CHANNEL_LAYERS entry for channels-redis at ``url``: ``kind`` names the layer
+    (REDIS_LAYERS), ``prefix`` starts its keys and channel names."""
+    if kind not in REDIS_LAYERS:
+        raise ValueError(f"MQANT_REDIS_LAYER must be one of {sorted(REDIS_LAYERS)}, got {kind!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_\-.]+", prefix):
+        raise ValueError(f"MQANT_REDIS_PREFIX must use letters, digits, '_-.', got {prefix!r}")
+    host = {
+        "address": url,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+        "socket_connect_timeout": 5.0,
+        "socket_keepalive": True,
+        "socket_keepalive_options": REDIS_KEEPALIVE,
+        "max_connections": REDIS_MAX_CONNECTIONS,
+    }
+    config: dict[str, Any] = {"hosts": [host], "prefix": f"{prefix}.asgi."}
+    if kind == "core":
+        # Like the in-memory layer: many connections share a process, so a busy channel
+        # holds more than channels-redis's default 100 messages before sends fail.
+        config["capacity"] = 1000
+    return {"BACKEND": REDIS_LAYERS[kind], "CONFIG": config}
+
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_PREFIX = os.environ.get("MQANT_REDIS_PREFIX", "mqant")
 CHANNEL_LAYERS: dict[str, Any]
 if REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
-        }
+        "default": redis_channel_layer(
+            REDIS_URL, os.environ.get("MQANT_REDIS_LAYER", "pubsub"), REDIS_PREFIX
+        )
     }
 else:
     CHANNEL_LAYERS = {
@@ -103,6 +180,43 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# The REST API (api/): tokens for API clients, the session (with CSRF) for the chat page.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",  # first: 401 + WWW-Authenticate
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Per client address (per user once logged in), for the views that name the scope.
+    "DEFAULT_THROTTLE_RATES": {"login": "20/min", "register": "10/hour"},
+    # The client address is REMOTE_ADDR: with None, DRF would trust any X-Forwarded-For, so a
+    # client could pick its own address. Behind proxies, set the number of them.
+    "NUM_PROXIES": int(os.environ.get("DJANGO_NUM_PROXIES", "0")),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "mqant-django API",
+    "DESCRIPTION": "Accounts for the chat: register, log in (an API token and the browser's "
+    "session), log out. The realtime side is MQTT at /mqtt.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# Logins refused after repeated failures (login/lockout.py): per user name, per address.
+LOGIN_LOCKOUT = {"USER_FAILURES": 5, "IP_FAILURES": 20, "WINDOW": 900, "DURATION": 900}
+if REDIS_URL:
+    # Throttle and lockout counts shared by every process.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": REDIS_PREFIX,
+        }
+    }
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -124,6 +238,15 @@ MQANT: dict[str, Any] = {
         "Login": {"AutoRegister": os.environ.get("MQANT_LOGIN_AUTO_REGISTER", "1") == "1"},
     },
 }
+if REDIS_URL:
+    # Module nodes of every process, registered in Redis with a heartbeat.
+    MQANT["REGISTRY"] = {
+        "BACKEND": "mqant.redis_registry.RedisNodeRegistry",
+        "CONFIG": {"url": REDIS_URL, "prefix": REDIS_PREFIX},
+    }
+
+# MQANT_SETTINGS: a JSON object merged over MQANT, e.g. '{"TCP_ADDR": "0.0.0.0:3563"}'.
+MQANT.update(json.loads(os.environ.get("MQANT_SETTINGS") or "{}"))
 
 LOGGING = {
     "version": 1,

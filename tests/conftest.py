@@ -1,12 +1,21 @@
 """Fixtures shared by the whole suite."""
 
 import os
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
 
+import psycopg
 import pytest
+import redis
 from channels.layers import get_channel_layer
 
 from mqant import app as mqant_app
+from mqantsite.settings import redis_channel_layer
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
 
 def require_service(name: str, reason: str) -> None:
@@ -23,3 +32,68 @@ async def mqant_started() -> AsyncIterator[mqant_app.App]:
     yield app
     await mqant_app.stop()
     await get_channel_layer().flush()
+
+
+@dataclass(frozen=True)
+class RedisSpace:
+    """A Redis at ``url`` and a key prefix of one test's own: channel layers and node
+    registries configured here share nothing with other tests or deployments."""
+
+    url: str
+    prefix: str
+
+    def channel_layer(self, kind: str) -> dict[str, Any]:
+        """A CHANNEL_LAYERS entry: kind "core" (RedisChannelLayer) or "pubsub"."""
+        return redis_channel_layer(self.url, kind, self.prefix)
+
+    def registry(self, **config: Any) -> dict[str, Any]:
+        """An MQANT["REGISTRY"] entry for RedisNodeRegistry."""
+        return {
+            "BACKEND": "mqant.redis_registry.RedisNodeRegistry",
+            "CONFIG": {"url": self.url, "prefix": self.prefix, **config},
+        }
+
+    def env(self, kind: str) -> dict[str, str]:
+        """The environment that puts a server or runmodules process in this space."""
+        return {"REDIS_URL": self.url, "MQANT_REDIS_LAYER": kind, "MQANT_REDIS_PREFIX": self.prefix}
+
+
+@pytest.fixture
+def redis_space() -> Iterator[RedisSpace]:
+    """A RedisSpace on the local Redis (``TEST_REDIS_URL``); its keys are deleted after the
+    test. Skips when Redis is down (fails in CI)."""
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as err:
+        client.close()
+        require_service("Redis", f"{REDIS_URL}: {err}")
+    space = RedisSpace(REDIS_URL, f"test{secrets.token_hex(6)}")
+    yield space
+    keys = list(client.scan_iter(match=f"{space.prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database on the local server (``TEST_POSTGRES_URL``),
+    dropped after the test. Skips when PostgreSQL is down (fails in CI)."""
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as err:
+        require_service("PostgreSQL", f"{POSTGRES_URL}: {err}")
+    name = f"mqant_test_{secrets.token_hex(4)}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_database_side_effects(request: pytest.FixtureRequest, settings: Any) -> None:
+    """In-process tests run without a database unless they ask for one: the StorageHandler
+    and the Presence (both on the ORM) are on only for tests marked django_db."""
+    if request.node.get_closest_marker("django_db") is None:
+        settings.MQANT = {**settings.MQANT, "STORAGE_HANDLER": None, "PRESENCE": None}

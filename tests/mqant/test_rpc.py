@@ -1,11 +1,13 @@
-"""RPC semantics, in-process and through the channel layer: results, each error, deadlines,
-``register`` ordering versus ``register_go`` concurrency, ``Type@node`` targeting."""
+"""RPC semantics, in-process, through the in-memory channel layer and through both
+channels-redis layers (nodes registered in Redis): results, each error, deadlines, ``register``
+ordering versus ``register_go`` concurrency, ``Type@node`` targeting."""
 
 import asyncio
 import threading
 from typing import Any
 
 import pytest
+from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 
 from mqant import (
@@ -20,6 +22,7 @@ from mqant import (
     call_nr,
     register_module,
 )
+from mqant import app as mqant_app
 
 
 @register_module
@@ -67,11 +70,34 @@ class Probe(Module):
         return self.node_id
 
 
-@pytest.fixture(params=["in-process", "channel-layer"])
-async def app(request, settings, mqant_started):
-    """Every test runs twice: calls made directly, and calls forced through the layer."""
-    settings.MQANT = {**settings.MQANT, "RPC_LOCAL_SHORTCUT": request.param == "in-process"}
-    return mqant_started
+TRANSPORTS = ["in-process", "channel-layer", "redis-core", "redis-pubsub"]
+
+
+@pytest.fixture(params=TRANSPORTS)
+async def app(request, settings):
+    """Every test runs four times: calls made directly, and forced through the in-memory
+    layer, RedisChannelLayer and RedisPubSubChannelLayer (the last two with the nodes found
+    in a Redis registry)."""
+    mqant = {**settings.MQANT, "RPC_LOCAL_SHORTCUT": request.param == "in-process"}
+    if request.param.startswith("redis-"):
+        space = request.getfixturevalue("redis_space")
+        settings.CHANNEL_LAYERS = {"default": space.channel_layer(request.param[len("redis-") :])}
+        mqant["REGISTRY"] = space.registry()
+    settings.MQANT = mqant
+    started = await mqant_app.ensure_started()
+    yield started
+    await mqant_app.stop()
+    await get_channel_layer().flush()
+
+
+async def staggered(*calls) -> list[Any]:
+    """Run the calls concurrently, each started 10 ms after the previous one, so that they
+    arrive in this order whatever carries them."""
+    tasks = []
+    for pending in calls:
+        tasks.append(asyncio.ensure_future(pending))
+        await asyncio.sleep(0.01)
+    return list(await asyncio.gather(*tasks))
 
 
 def probe(app) -> Probe:
@@ -119,7 +145,7 @@ async def test_deadline_and_late_reply_dropped(app):
 
 
 async def test_register_runs_calls_one_at_a_time_in_order(app):
-    results = await asyncio.gather(*(call("Probe", "serial", n, 0.05 - n / 100) for n in range(3)))
+    results = await staggered(*(call("Probe", "serial", n, 0.1 - n * 0.03) for n in range(3)))
     assert results == [0, 1, 2]
     assert probe(app).log == [
         ("start", 0), ("end", 0), ("start", 1), ("end", 1), ("start", 2), ("end", 2)
@@ -127,7 +153,8 @@ async def test_register_runs_calls_one_at_a_time_in_order(app):
 
 
 async def test_register_go_runs_calls_concurrently(app):
-    await asyncio.gather(*(call("Probe", "concurrent", n, 0.05 - n / 100) for n in range(3)))
+    # Started 10 ms apart, lasting 100, 70 and 40 ms: they end in the reverse order.
+    await staggered(*(call("Probe", "concurrent", n, 0.1 - n * 0.03) for n in range(3)))
     log = probe(app).log
     assert log[:3] == [("start", 0), ("start", 1), ("start", 2)]
     assert log[3:] == [("end", 2), ("end", 1), ("end", 0)]

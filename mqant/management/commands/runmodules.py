@@ -1,0 +1,74 @@
+"""``manage.py runmodules --pid X``: run the modules the deployment gives process X, with no
+HTTP and no gate, until SIGTERM or SIGINT; then drain and stop (mqant/app.py)."""
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from mqant import app as mqant_app
+from mqant import config
+
+logger = logging.getLogger("mqant.runmodules")
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the mqant modules configured for one ProcessID (mqant's server.conf, "
+        "MQANT_CONFIG), without HTTP, until SIGTERM or SIGINT; then drain and stop."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--pid",
+            default=None,
+            help="this process's ProcessID (default: MQANT_PROCESS_ID, else 'development')",
+        )
+        parser.add_argument(
+            "--shutdown-timeout",
+            type=float,
+            default=None,
+            help='seconds to drain and stop (default: MQANT["SHUTDOWN_TIMEOUT"])',
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["pid"]:
+            config.set_process_id(options["pid"])
+        process_id = config.process_id()
+        deployment = config.load()
+        entries = [e for e in deployment.for_process(process_id) if e.module_type != config.GATE]
+        if not entries:
+            known = ", ".join(deployment.process_ids()) or "none"
+            raise CommandError(
+                f"{deployment.source} gives ProcessID {process_id!r} no modules to run "
+                f"(ProcessIDs it names: {known})"
+            )
+        if "InMemoryChannelLayer" in settings.CHANNEL_LAYERS["default"]["BACKEND"]:
+            logger.warning(
+                "the in-memory channel layer reaches no other process: set REDIS_URL so that "
+                "gates can call these modules"
+            )
+        asyncio.run(serve(options["shutdown_timeout"]))
+
+
+async def serve(shutdown_timeout: float | None) -> None:
+    """Start the modules, wait for SIGTERM or SIGINT, then stop them. A second signal stops
+    at once, without waiting for the calls in flight."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    await mqant_app.ensure_started()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await stopping.wait()
+    logger.info("stopping: draining the calls in flight")
+    stop = asyncio.create_task(mqant_app.stop(shutdown_timeout))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.cancel)
+    try:
+        await stop
+    except asyncio.CancelledError:
+        logger.warning("stopped at once on a second signal")
+    logger.info("stopped")

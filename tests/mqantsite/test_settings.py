@@ -1,0 +1,84 @@
+"""The scaled-out settings against the real services: channels-redis consumers survive being
+idle (redis-py 8's 5 s socket timeout, channels_redis#422), and DATABASE_URL runs the
+migrations and the ORM on PostgreSQL."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from channels.layers import get_channel_layer
+
+from mqantsite.settings import redis_channel_layer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_idle_consumers_survive_past_the_redis_socket_timeout(settings, redis_space):
+    """A receive that waits longer than redis-py 8's default 5 s socket timeout still gets its
+    message, on both layers."""
+
+    async def idle_then_receive(kind: str) -> Any:
+        settings.CHANNEL_LAYERS = {
+            "default": redis_channel_layer(redis_space.url, kind, redis_space.prefix),
+            kind: redis_channel_layer(redis_space.url, kind, redis_space.prefix + kind),
+        }
+        layer = get_channel_layer(kind)
+        channel = await layer.new_channel()
+        receiving = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(6.5)
+        await layer.send(channel, {"type": "test.wake", "kind": kind})
+        try:
+            async with asyncio.timeout(5):
+                return await receiving
+        finally:
+            await layer.flush()
+
+    results = await asyncio.gather(idle_then_receive("core"), idle_then_receive("pubsub"))
+    assert list(results) == [
+        {"type": "test.wake", "kind": "core"},
+        {"type": "test.wake", "kind": "pubsub"},
+    ]
+
+
+def test_redis_layer_names_are_checked():
+    with pytest.raises(ValueError, match="MQANT_REDIS_LAYER must be one of"):
+        redis_channel_layer("redis://127.0.0.1:6379/0", "streams")
+    with pytest.raises(ValueError, match="MQANT_REDIS_PREFIX must use"):
+        redis_channel_layer("redis://127.0.0.1:6379/0", "core", "a b")
+
+
+def test_database_url_migrates_and_runs_the_orm_on_postgresql(postgres_url, tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mqantsite.settings",
+        "DATABASE_URL": postgres_url,
+        "SQLITE_PATH": str(tmp_path / "unused.sqlite3"),
+    }
+    manage = [sys.executable, "manage.py"]
+    subprocess.run(
+        [*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    script = textwrap.dedent(
+        """
+        from django.db import connection
+        from login.services import user_login
+        user_login(username="pg-user", password="pw-1", auto_register=True)
+        user = user_login(username="pg-user", password="pw-1", auto_register=True)
+        print(connection.vendor, connection.settings_dict["NAME"], user.get_username())
+        """
+    )
+    out = subprocess.run(
+        [*manage, "shell", "-c", script],
+        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.stdout.splitlines()[-1].split() == [
+        "postgresql",
+        postgres_url.rsplit("/", 1)[1],
+        "pg-user",
+    ]
+    assert not (tmp_path / "unused.sqlite3").exists()
