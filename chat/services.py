@@ -1,22 +1,41 @@
-"""Chat rooms: who is in which room, and what was said there lately."""
+"""Chat rooms: who is in which room (this node's memory), and what was said there (the
+database)."""
 
-import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from chat import models
 from mqant import Session
+
+
+def message_create(*, room_name: str, sender: str, content: str) -> None:
+    """Store a message said to everyone in room ``room_name``."""
+    room, _ = models.Room.objects.get_or_create(name=room_name)
+    models.Message.objects.create(room=room, sender=sender, content=content)
+
+
+def room_history(*, room_name: str, limit: int, max_chars: int) -> list[dict[str, Any]]:
+    """The last ``limit`` messages of the room, oldest first, as plain data; older messages
+    are left out once their contents pass ``max_chars`` in all, so that the reply stays a
+    packet any client takes."""
+    rows = models.Message.objects.filter(room__name=room_name).values_list(
+        "sender", "content", "created_at"
+    )[:limit]
+    history: list[dict[str, Any]] = []
+    budget = max_chars
+    for sender, content, created in rows:  # newest first
+        budget -= len(content)
+        if budget < 0:
+            break
+        history.append({"from": sender, "msg": content, "time": created.timestamp()})
+    history.reverse()
+    return history
 
 
 @dataclass
 class Room:
     name: str
-    history_size: int
     members: dict[str, Session] = field(default_factory=dict)  # user id → their session
-    history: deque[dict[str, Any]] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.history = deque(maxlen=self.history_size)
 
     def others(self, user_id: str) -> list[Session]:
         return [s for uid, s in self.members.items() if uid != user_id]
@@ -26,8 +45,7 @@ class Rooms:
     """The rooms of one Chat node. A user is in a room through one session at a time: joining
     again from another connection moves the membership there."""
 
-    def __init__(self, *, history_size: int = 50) -> None:
-        self.history_size = history_size
+    def __init__(self) -> None:
         self._rooms: dict[str, Room] = {}
 
     def get(self, name: str) -> Room | None:
@@ -38,7 +56,7 @@ class Rooms:
         the session the user was in the room with before, if it was another one."""
         room = self._rooms.get(name)
         if room is None:
-            room = self._rooms[name] = Room(name, self.history_size)
+            room = self._rooms[name] = Room(name)
         previous = room.members.get(session.user_id)
         room.members[session.user_id] = session
         if previous is not None and previous.session_id == session.session_id:
@@ -55,6 +73,10 @@ class Rooms:
             del self._rooms[name]
         return room
 
+    def members_of(self, name: str) -> list[str]:
+        room = self._rooms.get(name)
+        return list(room.members) if room else []
+
     def rooms_of_session(self, session_id: str) -> list[tuple[str, str]]:
         """The (room name, user id) memberships held through session ``session_id``."""
         return [
@@ -63,7 +85,3 @@ class Rooms:
             for user_id, member in room.members.items()
             if member.session_id == session_id
         ]
-
-    @staticmethod
-    def record(room: Room, *, sender: str, content: str) -> None:
-        room.history.append({"from": sender, "msg": content, "time": time.time()})

@@ -1,4 +1,6 @@
-"""Login: binds a session to a Django user (mqant's ``Login/HD_Login``)."""
+"""Login: binds a session to a Django user (mqant's ``Login/HD_Login``), and counts who is
+online for the other modules (``online_count``, an RPC-only handler: no ``HD_``, so no client
+reaches it)."""
 
 from typing import Any
 
@@ -10,14 +12,21 @@ from mqant import HandlerError, Module, Session, register_module
 
 @register_module
 class Login(Module):
-    """Settings: ``AutoRegister`` (default True) registers unknown user names."""
+    """Settings: ``AutoRegister`` (default True) registers unknown user names.
+
+    Each node counts the users logged in through it until their connection closes; a module
+    that wants everyone asks every Login node (see Chat).
+    """
 
     module_type = "Login"
 
     async def on_init(self, settings: dict[str, Any]) -> None:
         await super().on_init(settings)
         self.auto_register = bool(settings.get("AutoRegister", True))
+        self.online = services.OnlineUsers()
         self.register_go("HD_Login", self.login)
+        self.register_go("HD_Logout", self.logout)
+        self.register_go("online_count", self.online_count)
 
     async def login(self, session: Session, msg: dict[str, Any] | bytes) -> str:
         """``{"userName", "passWord"}`` → ``"login success <user>"``, the session bound."""
@@ -33,4 +42,21 @@ class Login(Module):
         except services.LoginError as err:
             raise HandlerError(str(err)) from err
         await session.bind(user.get_username())
+        self.online.logged_in(session_id=session.session_id, user_id=session.user_id)
         return f"login success {user.get_username()}"
+
+    async def logout(self, session: Session, msg: dict[str, Any] | bytes) -> str:
+        """``Login/HD_Logout``: forget the user's stored session and make this one a guest."""
+        if session.is_guest():
+            raise HandlerError("Not Logined")
+        user_id = session.user_id
+        await session.logout()
+        self.online.session_closed(session_id=session.session_id)
+        return f"logout success {user_id}"
+
+    async def online_count(self) -> int:
+        """RPC: how many distinct users are logged in through this node."""
+        return self.online.count()
+
+    async def on_session_closed(self, session: Session) -> None:
+        self.online.session_closed(session_id=session.session_id)

@@ -1,6 +1,9 @@
-"""Named groups of sessions (chat rooms, game tables) on the channel layer's groups.
+"""Named groups of sessions (chat rooms, game tables).
 
-Any name may be used: it is hashed into a valid channel-layer group name.
+A group is a channel-layer group whose members are gate processes, not connections: each
+gate process that holds members receives a group's message once and hands it to its own
+member connections. A room of a thousand members on two gates costs two messages through
+the layer, not a thousand. Any name may be used: it is hashed into a valid group name.
 """
 
 import hashlib
@@ -8,8 +11,9 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
+from mqant import owners
 from mqant.session import Session, encode_body
-from mqant.types import GateSendMessage
+from mqant.types import GateFanoutMessage
 
 
 def group_name(name: str) -> str:
@@ -18,16 +22,41 @@ def group_name(name: str) -> str:
 
 
 async def add(name: str, session: Session) -> None:
-    """Make ``session``'s connection a member of group ``name``."""
-    await get_channel_layer().group_add(group_name(name), session.channel)
+    """Make ``session``'s connection a member of group ``name``; returns once it is one.
+
+    Raises DeadlineExceeded when the connection does not answer (it is gone).
+    """
+    await owners.session_op(session.channel, {"op": "group_add", "group": group_name(name)})
 
 
 async def discard(name: str, session: Session) -> None:
-    """Remove ``session``'s connection from group ``name``."""
-    await get_channel_layer().group_discard(group_name(name), session.channel)
+    """Remove ``session``'s connection from group ``name``, without waiting. A connection
+    that ends leaves its groups by itself."""
+    await owners.session_op_nr(session.channel, {"op": "group_discard", "group": group_name(name)})
 
 
 async def send(name: str, topic: str, body: bytes | str | dict[str, Any] | list[Any]) -> None:
     """Send a PUBLISH on ``topic`` to every member of group ``name``."""
-    message: GateSendMessage = {"type": "gate.send", "topic": topic, "payload": encode_body(body)}
-    await get_channel_layer().group_send(group_name(name), message)
+    group = group_name(name)
+    message: GateFanoutMessage = {
+        "type": "gate.fanout",
+        "group": group,
+        "topic": topic,
+        "payload": encode_body(body),
+    }
+    await get_channel_layer().group_send(group, message)
+
+
+# Every connection is a member of this group, so that a broadcast reaches every gate once.
+EVERYONE = "mqant.everyone"
+
+
+async def send_to_everyone(topic: str, body: bytes | str | dict[str, Any] | list[Any]) -> None:
+    """Send a PUBLISH on ``topic`` to every client connection of every gate."""
+    message: GateFanoutMessage = {
+        "type": "gate.fanout",
+        "group": EVERYONE,
+        "topic": topic,
+        "payload": encode_body(body),
+    }
+    await get_channel_layer().group_send(EVERYONE, message)

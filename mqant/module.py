@@ -11,9 +11,12 @@ if TYPE_CHECKING:
 
 Handler = Callable[..., Any]
 
-# The handler the gate calls, through RPC, on every node whose module overrides
-# Module.on_session_closed. Without "HD_" it is unreachable from clients.
+# The handlers the gate calls, through RPC, on every node whose module overrides
+# Module.on_session_opened / on_session_closed. Without "HD_" they are unreachable from
+# clients.
+SESSION_OPENED = "mqant.session_opened"
 SESSION_CLOSED = "mqant.session_closed"
+EVENT_HOOKS = {SESSION_OPENED: "on_session_opened", SESSION_CLOSED: "on_session_closed"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +76,13 @@ class Module:
         """Called once when the process stops, after ``run`` has returned, in reverse order of
         start."""
 
+    async def on_session_opened(self, session: "Session") -> None:
+        """Called when a client connection is established (after CONNECT), on every node of a
+        module that overrides it; before ``on_session_closed`` for the same session."""
+
     async def on_session_closed(self, session: "Session") -> None:
-        """Called when a client connection ends, on every node of a module that overrides it."""
+        """Called once when a client connection ends, on every node of a module that
+        overrides it; also when its gate process died, once its heartbeat has expired."""
 
     def register(self, name: str, fn: Handler) -> None:
         """Register ``fn`` under ``name``; its calls run one at a time, in arrival order."""
@@ -84,8 +92,15 @@ class Module:
         """Register ``fn`` under ``name``; each call runs on its own, concurrently."""
         self._add(name, fn, concurrent=True)
 
-    def listens_to_session_closed(self) -> bool:
-        return type(self).on_session_closed is not Module.on_session_closed
+    def register_event_handlers(self) -> frozenset[str]:
+        """Register the connection-event hooks this module overrides (one at a time, in
+        order, so a session's close never overtakes its open) and return their names."""
+        events = set()
+        for event, hook in EVENT_HOOKS.items():
+            if getattr(type(self), hook) is not getattr(Module, hook):
+                self.register(event, getattr(self, hook))
+                events.add(event)
+        return frozenset(events)
 
     def _add(self, name: str, fn: Handler, *, concurrent: bool) -> None:
         if name in self.handlers:

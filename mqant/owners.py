@@ -13,7 +13,7 @@ from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
 from mqant import conf, rpc
-from mqant.types import GateSendMessage, SessionOp, SessionState
+from mqant.types import GateSendMessage, SessionOp, SessionOpMessage, SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,17 @@ async def session_op(channel: str, op: SessionOp) -> SessionState:
     return state
 
 
+async def session_op_nr(channel: str, op: SessionOp) -> None:
+    """Apply ``op`` at the owning connection without waiting for it (nothing happens if the
+    connection is gone)."""
+    owner = _local_owner(channel)
+    if owner is not None:
+        await owner.apply_session_op(op)
+        return
+    message: SessionOpMessage = {"type": "gate.session", "id": "", "reply_to": "", "op": op}
+    await _send(channel, message)
+
+
 async def deliver(channel: str, topic: str, payload: bytes) -> None:
     """Send a PUBLISH to one connection; a connection that is gone drops it."""
     owner = _local_owner(channel)
@@ -66,9 +77,13 @@ async def deliver(channel: str, topic: str, payload: bytes) -> None:
         await owner.deliver(topic, payload)
         return
     message: GateSendMessage = {"type": "gate.send", "topic": topic, "payload": payload}
+    await _send(channel, message)
+
+
+async def _send(channel: str, message: GateSendMessage | SessionOpMessage) -> None:
     try:
         await get_channel_layer().send(channel, message)
     except ChannelFull:
         # Nobody reads that channel fast enough (or at all: the connection is gone).
         # Delivery is best effort, as group sends are; the sender must not fail for it.
-        logger.debug("dropped %s to %s: channel full", topic, channel)
+        logger.debug("dropped %s to %s: channel full", message["type"], channel)

@@ -2,9 +2,12 @@
 the live connection that owns it (mqant's gate.Session)."""
 
 import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from mqant import owners
+from django.utils.module_loading import import_string
+
+from mqant import conf, owners
 from mqant.types import SessionOp, SessionState
 
 
@@ -87,38 +90,117 @@ class Session:
         }
 
     def is_guest(self) -> bool:
-        """True until the session is bound to a user."""
-        return not self.user_id
+        """Whether the session counts as a guest: by ``MQANT["GUEST_RULE"]`` when set, else
+        until it is bound to a user (mqant's rule)."""
+        rule = _guest_rule()
+        return rule(self) if rule is not None else not self.user_id
+
+    def clone(self) -> "Session":
+        """An independent copy of this copy."""
+        return Session.from_state(self.state())
 
     def get(self, key: str, default: str | None = None) -> str | None:
         """A setting from this copy."""
         return self.settings.get(key, default)
 
+    def load(self, key: str) -> tuple[str, bool]:
+        """A setting from this copy and whether it was there (mqant's ``Load``)."""
+        value = self.settings.get(key)
+        return ("", False) if value is None else (value, True)
+
     async def bind(self, user_id: str) -> None:
-        """Bind the live session to ``user_id``."""
+        """Bind the live session to ``user_id``. Its stored settings come back (live keys
+        win); raises RemoteError when the single-session policy refuses the login."""
         await self._apply({"op": "bind", "user_id": str(user_id)})
 
     async def unbind(self) -> None:
-        """Make the live session a guest again."""
+        """Make the live session a guest again; the user's stored session is kept."""
         await self._apply({"op": "unbind"})
+
+    async def logout(self) -> None:
+        """Forget the user's stored session, then make the live session a guest."""
+        await self._apply({"op": "logout"})
 
     async def set(self, key: str, value: str) -> None:
         """Set one setting on the live session (keys and values are strings, as in mqant)."""
         await self._apply({"op": "set", "key": str(key), "value": str(value)})
 
+    async def set_batch(self, settings: dict[str, str]) -> None:
+        """Set several settings on the live session at once."""
+        batch = {str(k): str(v) for k, v in settings.items()}
+        await self._apply({"op": "set_batch", "settings": batch})
+
+    async def set_push(self, key: str, value: str) -> None:
+        """Set one setting on this copy, then push the copy (mqant's ``SetPush``)."""
+        self.settings[str(key)] = str(value)
+        await self.push()
+
+    async def remove(self, key: str) -> None:
+        """Remove one setting from the live session."""
+        await self._apply({"op": "remove", "key": str(key)})
+
     async def push(self) -> None:
         """Replace the live session's settings with this copy's."""
         await self._apply({"op": "push", "settings": dict(self.settings)})
+
+    async def update(self) -> None:
+        """Refresh this copy from the live session."""
+        await self._apply({"op": "get"})
 
     async def close(self) -> None:
         """Close the client's connection."""
         await self._apply({"op": "close"})
 
     async def send(self, topic: str, body: bytes | str | dict[str, Any] | list[Any]) -> None:
-        """Send a PUBLISH on ``topic`` to this session's client; dicts and lists go as JSON."""
+        """Send a PUBLISH on ``topic`` to this session's client and return once its
+        connection has taken it; raises DeadlineExceeded when the connection is gone.
+        Dicts and lists go as JSON."""
+        await owners.session_op(
+            self.channel, {"op": "send", "key": topic, "payload": encode_body(body)}
+        )
+
+    async def send_nr(self, topic: str, body: bytes | str | dict[str, Any] | list[Any]) -> None:
+        """Send without waiting: a connection that is gone drops it."""
         await owners.deliver(self.channel, topic, encode_body(body))
+
+    async def send_batch(
+        self, session_ids: Iterable[str], topic: str, body: bytes | str | dict[str, Any]
+    ) -> int:
+        """Send to the live sessions among ``session_ids``, on any gate; returns how many
+        were found."""
+        from mqant.storage import presence
+
+        registry = presence()
+        if registry is None:
+            return 0
+        payload = encode_body(body)
+        channels = await registry.channels_of(session_ids)
+        for channel in channels.values():
+            await owners.deliver(channel, topic, payload)
+        return len(channels)
+
+    async def broadcast(self, topic: str, body: bytes | str | dict[str, Any]) -> None:
+        """Send to every client connection, on every gate."""
+        from mqant import groups
+
+        await groups.send_to_everyone(topic, body)
+
+    async def is_connect(self, user_id: str) -> bool:
+        """Whether ``user_id`` has a live connection on any gate that is alive."""
+        from mqant.storage import presence
+
+        registry = presence()
+        return registry is not None and bool(await registry.sessions_of_user(str(user_id)))
 
     async def _apply(self, op: SessionOp) -> None:
         state = await owners.session_op(self.channel, op)
         self.user_id = state["user_id"]
         self.settings = dict(state["settings"])
+
+
+def _guest_rule() -> Callable[[Session], bool] | None:
+    path = conf.get("GUEST_RULE")
+    if not path:
+        return None
+    rule: Callable[[Session], bool] = import_string(path)
+    return rule

@@ -51,7 +51,20 @@ class GateSendMessage(TypedDict):
     payload: bytes
 
 
-SessionOpName = Literal["bind", "unbind", "set", "push", "get", "close"]
+SessionOpName = Literal[
+    "bind",
+    "unbind",
+    "logout",
+    "set",
+    "set_batch",
+    "remove",
+    "push",
+    "get",
+    "send",
+    "close",
+    "group_add",
+    "group_discard",
+]
 
 
 class SessionOp(TypedDict):
@@ -62,15 +75,28 @@ class SessionOp(TypedDict):
     key: NotRequired[str]
     value: NotRequired[str]
     settings: NotRequired[dict[str, str]]
+    group: NotRequired[str]  # a channel-layer group name (mqant.groups.group_name)
+    payload: NotRequired[bytes]  # "send": the PUBLISH payload, "key" its topic
 
 
 class SessionOpMessage(TypedDict):
-    """A SessionOp sent to the owning connection's channel; it answers with a ReplyMessage."""
+    """A SessionOp sent to the owning connection's channel; it answers with a ReplyMessage
+    to ``reply_to``, unless that is empty."""
 
     type: Literal["gate.session"]
     id: str
     reply_to: str
     op: SessionOp
+
+
+class GateFanoutMessage(TypedDict):
+    """A PUBLISH for every member of a group, sent once to each gate process that has
+    members; the process hands it to its own member connections."""
+
+    type: Literal["gate.fanout"]
+    group: str
+    topic: str
+    payload: bytes
 
 
 class GateCloseMessage(TypedDict):
