@@ -1,8 +1,20 @@
-"""URL routes: the admin for now; the MQTT endpoint is a WebSocket route in asgi.py."""
+"""URL routes: the admin, the REST API, the chat page; the MQTT endpoint is a WebSocket route
+in asgi.py."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.generic import RedirectView, TemplateView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/", include("api.urls")),
+    # The chat page is a template, not a static file: it sets the CSRF cookie its REST calls
+    # need, and names its assets through {% static %}.
+    path(
+        "mqant/index.html",
+        ensure_csrf_cookie(TemplateView.as_view(template_name="mqant/index.html")),
+        name="chat-page",
+    ),
+    path("mqant/", RedirectView.as_view(pattern_name="chat-page")),
 ]

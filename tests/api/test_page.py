@@ -1,0 +1,81 @@
+"""The chat page's HTML, its assets and the vendored MQTT.js (the browser tests are in
+tests/e2e/test_browser.py)."""
+
+import gzip
+import hashlib
+import re
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from tests.e2e.server import ROOT
+
+VENDOR = ROOT / "static" / "mqant" / "vendor"
+
+# Closing a response ends the request, and Django then checks its database connections.
+pytestmark = pytest.mark.django_db
+
+
+def test_page_sets_the_csrf_cookie_and_its_assets_are_served():
+    client = Client()
+    page = client.get("/mqant/index.html")
+    assert page.status_code == 200
+    assert settings.CSRF_COOKIE_NAME in page.cookies
+    html = page.content.decode()
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+    assert {a.rsplit("/", 1)[1] for a in assets} == {
+        "chat.css",
+        "mqtt.min.js",
+        "mqant.js",
+        "chat.js",
+    }
+    for asset in assets:
+        response = client.get(asset)
+        assert response.status_code == 200, asset
+        response.close()
+    assert 'data-api-login="/api/auth/login/"' in html
+
+
+def test_mqant_redirects_to_the_page():
+    response = Client().get("/mqant/")
+    assert response.status_code == 302
+    assert response["Location"] == "/mqant/index.html"
+
+
+def test_vendored_mqtt_js_matches_its_note():
+    note = (VENDOR / "README.md").read_text()
+    match = re.search(r"## MQTT\.js (\S+)", note)
+    assert match, "the note names no MQTT.js version"
+    version = match.group(1)
+    bundle = (VENDOR / "mqtt.min.js").read_bytes()
+    assert f'version:"{version}"'.encode() in bundle
+    assert hashlib.sha256(bundle).hexdigest() in note
+    assert "MIT License" in (VENDOR / "LICENSE.md").read_text()
+    assert gzip.decompress((VENDOR / "mqtt.min.js.gz").read_bytes()) == bundle
+
+
+def test_mqtt_js_goes_out_gzipped_to_browsers_that_accept_it():
+    client = Client()
+    response = client.get("/static/mqant/vendor/mqtt.min.js", HTTP_ACCEPT_ENCODING="gzip, br")
+    assert response["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in response["Vary"]
+    body = response.getvalue()  # the streamed file
+    response.close()
+    assert gzip.decompress(body) == (VENDOR / "mqtt.min.js").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["mqant.js", "chat.js"])
+def test_page_scripts_use_no_eval_or_inline_html(name):
+    # The page's Content-Security-Policy allows no eval, and text goes in as text.
+    source = (ROOT / "static" / "mqant" / name).read_text()
+    assert "eval(" not in source
+    assert "innerHTML" not in source
+
+
+def test_page_names_the_sessions_user(django_user_model):
+    client = Client()
+    assert 'data-user=""' in client.get("/mqant/index.html").content.decode()
+    user = django_user_model.objects.create_user(username="paged", password="x-long-pass-1")
+    client.force_login(user)
+    assert 'data-user="paged"' in client.get("/mqant/index.html").content.decode()
