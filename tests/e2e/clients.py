@@ -17,6 +17,7 @@ class ChatClient:
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.pending: list[tuple[str, bytes]] = []
         self.msgids = itertools.count(1)
+        self.closed = False
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             protocol=mqtt.MQTTv31 if mqtt31 else mqtt.MQTTv311,
@@ -25,12 +26,19 @@ class ChatClient:
         if transport == "websockets":
             self.client.ws_set_options(path="/mqtt")
         self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, bytes(m.payload)))
+        self.disconnects = 0  # the server closing on it (paho then reconnects by itself)
+        self.client.on_disconnect = self._count_disconnect
         self.client.connect("127.0.0.1", port, keepalive=30)
         self.client.loop_start()
 
+    def _count_disconnect(self, *_args: Any) -> None:
+        self.disconnects += 1
+
     def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+        if not self.closed:
+            self.closed = True
+            self.client.disconnect()
+            self.client.loop_stop()
 
     def request(self, module_handler: str, body: Any, timeout: float = 10) -> dict[str, Any]:
         """Publish ``body`` on ``module_handler/<msgid>`` (QoS 1, as mqant's web client does)

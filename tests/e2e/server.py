@@ -1,10 +1,12 @@
 """A real server process on a free loopback port, for end-to-end tests."""
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,16 +32,27 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 
 
 class ServerProcess:
-    """``daphne mqantsite.asgi:application`` on 127.0.0.1, with its own SQLite database."""
+    """``daphne mqantsite.asgi:application`` (or uvicorn) on 127.0.0.1, with its own SQLite
+    database and its own TCP port for MQTT over TCP."""
 
-    def __init__(self, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        extra_env: dict[str, str] | None = None,
+        mqant: Mapping[str, object] | None = None,
+        asgi_server: str = "daphne",
+    ) -> None:
+        self.asgi_server = asgi_server
         self.port = free_port()
+        self.tcp_port = free_port()
         self.log_path = workdir / f"daphne-{self.port}.log"
+        mqant_settings = {"TCP_ADDR": f"127.0.0.1:{self.tcp_port}", **(mqant or {})}
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "mqantsite.settings",
             "SQLITE_PATH": str(workdir / "db.sqlite3"),
             "PYTHONUNBUFFERED": "1",
+            "MQANT_SETTINGS": json.dumps(mqant_settings),
             **(extra_env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -50,13 +63,22 @@ class ServerProcess:
             cwd=ROOT, env=self.env, check=True, capture_output=True,
         )  # fmt: skip
         self.log = self.log_path.open("wb")
-        daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        command = [sys.executable, "-m", self.asgi_server, "mqantsite.asgi:application"]
+        if self.asgi_server == "daphne":
+            command += ["-b", "127.0.0.1", "-p", str(self.port)]
+        else:
+            command += ["--host", "127.0.0.1", "--port", str(self.port), "--ws-max-size", "1048576"]
         self.process = subprocess.Popen(
-            [*daphne, "mqantsite.asgi:application"],
+            command,
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for_port(self.port, self.process)
+        wait_for_port(self.tcp_port, self.process)  # listening before any request came
         return self
+
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -26,46 +26,40 @@ def users():
     return f"alice{n}", f"bob{n}"
 
 
-def test_two_clients_log_in_and_chat(server, users):
+def test_two_clients_log_in_and_chat(connect, users):
     alice_name, bob_name = users
-    alice = ChatClient(server.port, mqtt31=True)
-    bob = ChatClient(server.port)
-    try:
-        login(alice, alice_name)
-        login(bob, bob_name)
-        room = f"room-{alice_name}"
-        assert alice.request("Chat/HD_JoinChat", {"roomName": room})["Result"]["users"] == [
-            alice_name
-        ]
-        joined = bob.request("Chat/HD_JoinChat", {"roomName": room})["Result"]
-        assert sorted(joined["users"]) == sorted([alice_name, bob_name])
-        assert alice.wait_json("Chat/OnJoin") == {"roomName": room, "user": bob_name}
+    alice = connect(mqtt31=True)
+    bob = connect()
+    login(alice, alice_name)
+    login(bob, bob_name)
+    room = f"room-{alice_name}"
+    assert alice.request("Chat/HD_JoinChat", {"roomName": room})["Result"]["users"] == [alice_name]
+    joined = bob.request("Chat/HD_JoinChat", {"roomName": room})["Result"]
+    assert sorted(joined["users"]) == sorted([alice_name, bob_name])
+    assert alice.wait_json("Chat/OnJoin") == {"roomName": room, "user": bob_name}
 
-        said = bob.request("Chat/HD_Say", {"roomName": room, "content": "hi", "target": "*"})
-        assert said["Result"] == {"say": "say success"}
-        expected = {"roomName": room, "from": bob_name, "target": "*", "msg": "hi"}
-        assert alice.wait_json("Chat/OnChat") == expected
-        assert bob.wait_json("Chat/OnChat") == expected
+    said = bob.request("Chat/HD_Say", {"roomName": room, "content": "hi", "target": "*"})
+    assert said["Result"] == {"say": "say success"}
+    expected = {"roomName": room, "from": bob_name, "target": "*", "msg": "hi"}
+    assert alice.wait_json("Chat/OnChat") == expected
+    assert bob.wait_json("Chat/OnChat") == expected
 
-        whisper = {"roomName": room, "content": "psst", "target": bob_name}
-        assert alice.request("Chat/HD_Say", whisper)["Error"] == ""
-        assert bob.wait_json("Chat/OnChat")["msg"] == "psst"
-        assert alice.nothing_on("Chat/OnChat")
+    whisper = {"roomName": room, "content": "psst", "target": bob_name}
+    assert alice.request("Chat/HD_Say", whisper)["Error"] == ""
+    assert bob.wait_json("Chat/OnChat")["msg"] == "psst"
+    assert alice.nothing_on("Chat/OnChat")
 
-        # A late joiner reads the room's recent history.
-        carol = ChatClient(server.port)
-        login(carol, f"carol-{alice_name}")
-        history = carol.request("Chat/HD_JoinChat", {"roomName": room})["Result"]["history"]
-        assert [(h["from"], h["msg"]) for h in history] == [(bob_name, "hi")]
-        carol.request("Chat/HD_LeaveChat", {"roomName": room})
-        assert alice.wait_json("Chat/OnLeave")["user"] == f"carol-{alice_name}"
-        carol.close()
+    # A late joiner reads the room's recent history.
+    carol = connect()
+    login(carol, f"carol-{alice_name}")
+    history = carol.request("Chat/HD_JoinChat", {"roomName": room})["Result"]["history"]
+    assert [(h["from"], h["msg"]) for h in history] == [(bob_name, "hi")]
+    carol.request("Chat/HD_LeaveChat", {"roomName": room})
+    assert alice.wait_json("Chat/OnLeave")["user"] == f"carol-{alice_name}"
+    carol.close()
 
-        bob.close()
-        assert alice.wait_json("Chat/OnLeave", timeout=5) == {"roomName": room, "user": bob_name}
-    finally:
-        alice.close()
-        bob.close()
+    bob.close()
+    assert alice.wait_json("Chat/OnLeave", timeout=5) == {"roomName": room, "user": bob_name}
 
 
 ERRORS = [
@@ -79,14 +73,10 @@ ERRORS = [
 
 
 @pytest.mark.parametrize(("topic", "body", "error"), ERRORS)
-def test_error_strings(server, topic, body, error):
-    guest = ChatClient(server.port)
-    try:
-        reply = guest.request(topic, body)
-        assert reply["Error"] == error
-        assert reply["Result"] is None
-    finally:
-        guest.close()
+def test_error_strings(connect, topic, body, error):
+    reply = connect().request(topic, body)
+    assert reply["Error"] == error
+    assert reply["Result"] is None
 
 
 def test_topic_without_handler_is_answered_on_that_topic(server):
@@ -101,18 +91,15 @@ def test_topic_without_handler_is_answered_on_that_topic(server):
         guest.close()
 
 
-def test_wrong_password(server, users):
+def test_wrong_password(connect, users):
     name, _ = users
-    first = ChatClient(server.port)
-    try:
-        login(first, name)
-        reply = first.request("Login/HD_Login", {"userName": name, "passWord": "not-it"})
-        assert reply["Error"] == "Wrong password"
-        assert first.request("Login/HD_Login", {"userName": name})["Error"] == (
-            "userName or passWord cannot be nil"
-        )
-    finally:
-        first.close()
+    first = connect()
+    login(first, name)
+    reply = first.request("Login/HD_Login", {"userName": name, "passWord": "not-it"})
+    assert reply["Error"] == "Wrong password"
+    assert first.request("Login/HD_Login", {"userName": name})["Error"] == (
+        "userName or passWord cannot be nil"
+    )
 
 
 def test_broken_clients_do_not_disturb_others(server, users):
