@@ -72,7 +72,11 @@ def main() -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from tests.e2e.server import ServerProcess
 
-        server = ServerProcess(Path(tempfile.mkdtemp()), {"MQANT_LOG_LEVEL": "WARNING"}).start()
+        # No per-connection message rate: a closed loop is the load we want to measure.
+        unlimited = {"MESSAGE_RATE": 0}
+        server = ServerProcess(
+            Path(tempfile.mkdtemp()), {"MQANT_LOG_LEVEL": "WARNING"}, mqant=unlimited
+        ).start()
         port = server.port
     url = f"ws://127.0.0.1:{port}/mqtt"
     print("command:", shlex.join([sys.executable, "-m", "bench.quick_rr", *sys.argv[1:]]))

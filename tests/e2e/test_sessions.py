@@ -174,7 +174,18 @@ def test_logout_forgets_the_stored_session(client):
     assert result(again, "HD_Get", {"key": "k"}) is None
 
 
-def test_settings_come_back_after_a_full_restart(tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Extra environment for a server on SQLite (the default) or on a fresh PostgreSQL."""
+    if request.param == "sqlite":
+        return {}
+    return {"DATABASE_URL": request.getfixturevalue("postgres_url")}
+
+
+def test_settings_come_back_after_a_full_restart(tmp_path, database):
+    def start(workdir: Path) -> ServerProcess:
+        return ServerProcess(workdir, extra_env={**PROBE, **database}).start()
+
     first = start(tmp_path)
     try:
         c = ChatClient(first.port)
