@@ -31,6 +31,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_OUTGOING_BYTES": 1024 * 1024,
     # Connections one process holds at once, WebSocket and TCP together.
     "MAX_CONNECTIONS": 10000,
+    # CONNECT credentials: "optional" binds a client that sends a user name and its password
+    # (or a REST token) and answers wrong ones with CONNACK 4, others stay guests until
+    # Login/HD_Login (mqant's flow); "required" also refuses anonymous clients (CONNACK 5).
+    "CONNECT_AUTH": "optional",
     # Seconds a new connection has to send CONNECT (mqant: 10).
     "CONNECT_TIMEOUT": 10.0,
     # Seconds of silence before a client with keepalive 0 is closed (others: 1.5 x keepalive).

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 
 from gate import conf, router
+from gate.auth import connect_user
 from gate.fanout import fanout
 from gate.heartbeat import start_heartbeat
 from gate.keeper import SessionKeeper
@@ -27,7 +28,7 @@ from gate.mqtt import (
     ServerProtocol,
     State,
 )
-from gate.mqtt.packets import SERVER_UNAVAILABLE
+from gate.mqtt.packets import BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, SERVER_UNAVAILABLE
 from mqant import RPCError, Session, groups, owners
 from mqant import app as mqant_app
 from mqant.types import ReplyMessage, SessionOp, SessionState
@@ -246,12 +247,18 @@ class MQTTConnection:
     # Internals
 
     async def _on_connected(self, event: Connected) -> list[Event]:
-        """Accept the client; returns the events of the packets it sent behind CONNECT."""
+        """Accept the client (binding it when it brought credentials); returns the events
+        of the packets it sent behind CONNECT."""
         try:
             await mqant_app.ensure_started()
         except Exception:
             logger.exception("%r: the modules failed to start", self)
             self.protocol.refuse(SERVER_UNAVAILABLE)
+            return []
+        refusal = await self._authenticate(event.connect.username, event.connect.password)
+        if refusal is not None:
+            logger.info("%r: CONNECT refused (code %d): credentials", self, refusal)
+            self.protocol.refuse(refusal)
             return []
         self._accepted = True
         owners.attach(self.session.channel, self)
@@ -261,6 +268,19 @@ class MQTTConnection:
         start_heartbeat()
         await self._group("group_add", groups.EVERYONE)
         return events
+
+    async def _authenticate(self, username: str | None, password: bytes | None) -> int | None:
+        """Bind the session to CONNECT's credentials; the CONNACK code refusing them, if any."""
+        if not username:
+            return NOT_AUTHORIZED if conf.get("CONNECT_AUTH") == "required" else None
+        user = await connect_user(username, password)
+        if user is None:
+            return BAD_USERNAME_OR_PASSWORD
+        try:
+            await self.apply_session_op({"op": "bind", "user_id": user})
+        except RPCError:  # the single-session policy refuses a second connection
+            return NOT_AUTHORIZED
+        return None
 
     def _start_call(self, topic: str, payload: bytes) -> None:
         if not self.bucket.admit():

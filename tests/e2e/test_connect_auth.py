@@ -1,0 +1,90 @@
+"""Credentials at CONNECT: a Django password or a REST token binds the session at once;
+wrong ones get CONNACK 4; a server that requires them refuses anonymous clients (5)."""
+
+import json
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from gate.mqtt import ConnAck, Connect, encode
+from tests.e2e.raw import RawClient
+from tests.e2e.server import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("auth")).start()
+    yield proc
+    proc.stop()
+    assert "Traceback" not in proc.output(), proc.output()
+
+
+def connect(server: ServerProcess, user: str | None, password: str | None) -> RawClient:
+    raw = RawClient(server.tcp_port, connect=False)
+    secret = password.encode() if password is not None else None
+    raw.send(encode(Connect("MQTT", 4, "", True, 60, username=user, password=secret)))
+    return raw
+
+
+def rest_token(server: ServerProcess, user: str, password: str) -> str:
+    body = json.dumps({"username": user, "password": password}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}/api/auth/login/",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        token: str = json.loads(response.read())["token"]
+    return token
+
+
+def register(server: ServerProcess, user: str, password: str) -> None:
+    first = RawClient(server.tcp_port)
+    reply = first.request("Login/HD_Login/1", {"userName": user, "passWord": password})
+    assert reply["Error"] == "", reply
+    first.close()
+
+
+def test_password_binds_at_connect(server):
+    register(server, "conn-pw", "good-pass-987")
+    raw = connect(server, "conn-pw", "good-pass-987")
+    assert raw.next_packet() == ConnAck(0)
+    joined = raw.request("Chat/HD_JoinChat/1", {"roomName": "auth"})  # no HD_Login needed
+    assert joined["Result"]["users"] == ["conn-pw"]
+
+
+def test_wrong_password_gets_connack_4(server):
+    register(server, "conn-bad", "good-pass-987")
+    raw = connect(server, "conn-bad", "wrong")
+    assert raw.next_packet() == ConnAck(4)
+    assert raw.closed_within(3)
+    assert connect(server, "nobody-here", "x").next_packet() == ConnAck(4)
+
+
+def test_rest_token_as_password(server):
+    register(server, "conn-token", "good-pass-987")
+    token = rest_token(server, "conn-token", "good-pass-987")
+    raw = connect(server, "conn-token", token)
+    assert raw.next_packet() == ConnAck(0)
+    assert raw.request("Chat/HD_JoinChat/1", {"roomName": "t"})["Error"] == ""
+    assert connect(server, "conn-pw", token).next_packet() == ConnAck(4)  # not their token
+
+
+def test_anonymous_still_works_by_default(server):
+    raw = connect(server, None, None)
+    assert raw.next_packet() == ConnAck(0)
+    assert raw.request("Chat/HD_JoinChat/1", {"roomName": "r"})["Error"] == "Not Logined"
+
+
+def test_required_auth_refuses_anonymous(tmp_path):
+    proc = ServerProcess(tmp_path, mqant={"CONNECT_AUTH": "required"}).start()
+    try:
+        assert connect(proc, None, None).next_packet() == ConnAck(5)
+        register_refused = RawClient(proc.tcp_port, connect=False)
+        register_refused.send(encode(Connect("MQIsdp", 3, "x", True, 60)))
+        assert register_refused.next_packet() == ConnAck(5)
+    finally:
+        proc.stop()
