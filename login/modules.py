@@ -7,6 +7,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from login import services
+from login.lockout import LockedOut
 from mqant import HandlerError, Module, Session, register_module
 
 
@@ -36,10 +37,13 @@ class Login(Module):
         if not isinstance(username, str) or not isinstance(password, str) or not username:
             raise HandlerError("userName or passWord cannot be nil")
         try:
-            user = await database_sync_to_async(services.user_login)(
-                username=username, password=password, auto_register=self.auto_register
+            user = await database_sync_to_async(services.user_login_limited)(
+                username=username,
+                password=password,
+                auto_register=self.auto_register,
+                ip=session.ip,
             )
-        except services.LoginError as err:
+        except (services.LoginError, LockedOut) as err:
             raise HandlerError(str(err)) from err
         await session.bind(user.get_username())
         self.online.logged_in(session_id=session.session_id, user_id=session.user_id)

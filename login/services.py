@@ -5,6 +5,8 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from login import lockout
+
 
 class LoginError(Exception):
     """The credentials were refused; the text is what the client is told."""
@@ -62,3 +64,18 @@ class OnlineUsers:
     def count(self) -> int:
         """Distinct users with at least one open session."""
         return len(set(self._users.values()))
+
+
+def user_login_limited(
+    *, username: str, password: str, auto_register: bool, ip: str
+) -> AbstractBaseUser:
+    """``user_login`` behind the lockout (``login.lockout``): refused while the user name or
+    the address is locked out; failures are counted. Raises LoginError or LockedOut."""
+    lockout.check(username=username, ip=ip)
+    try:
+        user = user_login(username=username, password=password, auto_register=auto_register)
+    except LoginError:
+        lockout.record_failure(username=username, ip=ip)
+        raise
+    lockout.record_success(username=username)
+    return user

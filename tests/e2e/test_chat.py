@@ -136,3 +136,18 @@ def test_broken_clients_do_not_disturb_others(server, users):
         assert server.alive()
     finally:
         good.close()
+
+
+def test_login_over_mqtt_is_locked_out_after_repeated_failures(connect, users):
+    name, _ = users
+    client = connect()
+    login(client, name)
+    errors = [
+        client.request("Login/HD_Login", {"userName": name, "passWord": "wrong"})["Error"]
+        for _ in range(6)
+    ]
+    assert errors[:5] == ["Wrong password"] * 5
+    assert errors[5].startswith("Too many failed logins; try again in ")
+    # Locked out: even the right password is refused for now.
+    reply = client.request("Login/HD_Login", {"userName": name, "passWord": "pw-" + name})
+    assert reply["Error"].startswith("Too many failed logins")
