@@ -1,24 +1,39 @@
-"""Accounts for the REST API: registering, checking credentials (with the lockout), API tokens.
+"""Writes and calls for the REST API: accounts (registering, checking credentials with the
+lockout, API tokens), staff actions on live connections and rooms, and handler calls.
 
 The password check itself is the Login module's (``login.services.user_login``), so a user
 logs in with the same rules over REST and over MQTT.
 """
 
-from typing import TYPE_CHECKING, cast
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
+from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from rest_framework.authtoken.models import Token
 
+from chat.modules import room_group
 from login import lockout
 from login.services import UNKNOWN_USER, LoginError, user_login
+from mqant import RPCError, Session, call, groups
+from mqant.admin_actions import close_channels
+from sessions_store.models import LiveConnection
 
 if TYPE_CHECKING:  # the configured user model, as django-stubs resolves AUTH_USER_MODEL
     from django.contrib.auth.models import User
 
+logger = logging.getLogger(__name__)
+
 USERNAME_TAKEN = "A user with that user name already exists."
+# The gate's texts (gate.router), which this module may not import.
+INTERNAL_ERROR = "internal error"
+NOT_JSON = "The result is not JSON serializable"
 
 
 def user_authenticate(*, username: str, password: str, client_ip: str) -> "User":
@@ -75,3 +90,68 @@ def token_issue(*, user: "User") -> str:
 def token_revoke(*, token: Token) -> None:
     """Delete an API token: every client holding it is logged out."""
     token.delete()
+
+
+def connection_kick(*, connection: LiveConnection) -> None:
+    """Close a live connection (its gate applies it; nothing happens if it is gone)."""
+    close_channels([connection.channel])
+
+
+def room_broadcast(*, room_name: str, text: str) -> dict[str, str]:
+    """Send a system message to the members of room ``room_name`` on every gate, as
+    ``Chat/OnChat``; returns the event sent."""
+    event = {"roomName": room_name, "from": "system", "target": "*", "msg": text}
+    async_to_sync(groups.send)(room_group(room_name), "Chat/OnChat", event)
+    return event
+
+
+@dataclass(frozen=True)
+class CallReply:
+    """What a handler call answers: the envelope, or raw bytes the handler returned (which
+    the gate, too, sends without the envelope)."""
+
+    envelope: dict[str, Any] | None = None
+    raw: bytes | None = None
+
+
+def http_session(*, user_id: str, ip: str, topic: str) -> Session:
+    """The session of an HTTP caller: bound to ``user_id``, with no connection (channel
+    ``""``), so session operations fail at once and pushes to it go nowhere."""
+    return Session(
+        ip=ip,
+        network="http",
+        session_id=secrets.token_hex(8),
+        server_id="http",
+        channel="",
+        user_id=user_id,
+        topic=topic,
+        trace_id=secrets.token_hex(16),
+    )
+
+
+def _envelope(trace_id: str, error: str, result: Any) -> dict[str, Any]:
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError):
+        logger.error("trace %s: result of type %s is not JSON", trace_id, type(result).__name__)
+        return {"Trace": trace_id, "Error": NOT_JSON, "Result": None}
+    return {"Trace": trace_id, "Error": error, "Result": result}
+
+
+async def handler_call(*, session: Session, module: str, handler: str, body: Any) -> CallReply:
+    """Run ``module``'s ``handler`` with ``(session, body)`` under the gate's rules (CONTRACT.md,
+    "Routing a PUBLISH"): only ``HD_`` handlers, ``Type`` or ``Type@node``, errors as text."""
+    trace = session.trace_id
+    try:
+        if not handler.startswith("HD_"):
+            raise RPCError(f"Method({handler}) must begin with 'HD_'")
+        result = await call(module, handler, session, body)
+    except RPCError as err:
+        return CallReply(envelope=_envelope(trace, str(err), None))
+    except Exception:
+        # The channel layer failed (Redis down): the caller still gets an answer.
+        logger.exception("trace %s: calling %s/%s failed", trace, module, handler)
+        return CallReply(envelope=_envelope(trace, INTERNAL_ERROR, None))
+    if isinstance(result, bytes):
+        return CallReply(raw=result)
+    return CallReply(envelope=_envelope(trace, "", result))

@@ -4,6 +4,8 @@ API clients authenticate with a token (``Authorization: Token <key>``), the chat
 Django's session and its CSRF token. Register and login are throttled per address (DRF's
 ``ScopedRateThrottle``, scopes ``register`` and ``login``) and logins are refused for a while
 after repeated failures (``login.lockout``).
+
+The chat's endpoints (rooms, history, handler calls, staff actions) are in ``api.chat_views``.
 """
 
 from typing import TYPE_CHECKING, Any

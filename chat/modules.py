@@ -60,10 +60,12 @@ class Chat(Module):
             raise HandlerError("roomName cannot be nil")
         if session.is_guest():
             raise HandlerError(NOT_LOGINED)
+        # The connection joins the group first: a session without one (an HTTP call) fails
+        # here, before it could take the user's place in the room from a live connection.
+        await groups.add(room_group(room_name), session)
         room, previous = self.rooms.join(room_name, session)
         if previous is not None:
             await groups.discard(room_group(room_name), previous)
-        await groups.add(room_group(room_name), session)
         event = {"roomName": room_name, "user": session.user_id}
         for other in room.others(session.user_id):
             await other.send_nr("Chat/OnJoin", event)
@@ -108,7 +110,7 @@ class Chat(Module):
         if session.is_guest():
             raise HandlerError(NOT_LOGINED)
         self._member_room(room_name, session)
-        await self._leave(room_name, session.user_id, session)
+        await self._leave(room_name, session.user_id)
         return {"leave": "leave success"}
 
     async def members(self, room_name: str) -> list[str]:
@@ -117,7 +119,7 @@ class Chat(Module):
 
     async def on_session_closed(self, session: Session) -> None:
         for room_name, user_id in self.rooms.rooms_of_session(session.session_id):
-            await self._leave(room_name, user_id, session)
+            await self._leave(room_name, user_id)
 
     def _member_room(self, room_name: str, session: Session) -> Room:
         room = self.rooms.get(room_name)
@@ -127,11 +129,12 @@ class Chat(Module):
             raise HandlerError("You haven't been in the room yet")
         return room
 
-    async def _leave(self, room_name: str, user_id: str, session: Session) -> None:
-        room = self.rooms.leave(room_name, user_id)
-        if room is None:
+    async def _leave(self, room_name: str, user_id: str) -> None:
+        left = self.rooms.leave(room_name, user_id)
+        if left is None:
             return
-        await groups.discard(room_group(room_name), session)
+        room, member = left
+        await groups.discard(room_group(room_name), member)  # the connection in the room
         event = {"roomName": room_name, "user": user_id}
         for other in room.members.values():
             await other.send_nr("Chat/OnLeave", event)

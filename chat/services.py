@@ -63,15 +63,17 @@ class Rooms:
             previous = None
         return room, previous
 
-    def leave(self, name: str, user_id: str) -> Room | None:
-        """Remove the user from the room; the room, or None if they were not in it. An empty
-        room is forgotten, its history with it."""
+    def leave(self, name: str, user_id: str) -> tuple[Room, Session] | None:
+        """Remove the user from the room; the room and the session the user was in it with,
+        or None if they were not in it. An empty room is forgotten (its history stays in the
+        database)."""
         room = self._rooms.get(name)
-        if room is None or room.members.pop(user_id, None) is None:
+        member = None if room is None else room.members.pop(user_id, None)
+        if room is None or member is None:
             return None
         if not room.members:
             del self._rooms[name]
-        return room
+        return room, member
 
     def members_of(self, name: str) -> list[str]:
         room = self._rooms.get(name)

@@ -13,9 +13,13 @@ from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
 from mqant import conf, rpc
+from mqant.errors import RemoteError
 from mqant.types import GateSendMessage, SessionOp, SessionOpMessage, SessionState
 
 logger = logging.getLogger(__name__)
+
+# A session built for a caller without a connection (a REST call) has the channel "".
+NO_CONNECTION = "The session has no live connection"
 
 
 class SessionOwner(Protocol):
@@ -49,7 +53,10 @@ def _local_owner(channel: str) -> SessionOwner | None:
 
 
 async def session_op(channel: str, op: SessionOp) -> SessionState:
-    """Apply ``op`` at the owning connection; raises DeadlineExceeded when it does not answer."""
+    """Apply ``op`` at the owning connection; raises DeadlineExceeded when it does not answer,
+    RemoteError at once when the session has no connection (channel ``""``)."""
+    if not channel:
+        raise RemoteError(NO_CONNECTION)
     owner = _local_owner(channel)
     if owner is not None:
         return await owner.apply_session_op(op)
@@ -61,7 +68,9 @@ async def session_op(channel: str, op: SessionOp) -> SessionState:
 
 async def session_op_nr(channel: str, op: SessionOp) -> None:
     """Apply ``op`` at the owning connection without waiting for it (nothing happens if the
-    connection is gone)."""
+    connection is gone, or the session never had one)."""
+    if not channel:
+        return
     owner = _local_owner(channel)
     if owner is not None:
         await owner.apply_session_op(op)
@@ -71,7 +80,10 @@ async def session_op_nr(channel: str, op: SessionOp) -> None:
 
 
 async def deliver(channel: str, topic: str, payload: bytes) -> None:
-    """Send a PUBLISH to one connection; a connection that is gone drops it."""
+    """Send a PUBLISH to one connection; a connection that is gone drops it, and a session
+    without a connection (channel ``""``) has nowhere to send it."""
+    if not channel:
+        return
     owner = _local_owner(channel)
     if owner is not None:
         await owner.deliver(topic, payload)

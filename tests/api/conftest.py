@@ -1,7 +1,9 @@
 from collections.abc import Iterator
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 
@@ -25,3 +27,18 @@ def api() -> APIClient:
 def browser() -> APIClient:
     """A client that behaves like the chat page: Django's CSRF checks on, cookies kept."""
     return APIClient(enforce_csrf_checks=True)
+
+
+@pytest.fixture
+def make_client():
+    """``make_client(username, staff=False)``: a user and an API client holding their token."""
+
+    def make(username: str, *, staff: bool = False) -> APIClient:
+        user = get_user_model().objects.create_user(
+            username=username, password="correct-horse-42", is_staff=staff
+        )
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        return client
+
+    return make

@@ -10,6 +10,14 @@ from rest_framework.test import APIClient
 pytestmark = pytest.mark.django_db
 
 AUTH_PATHS = {"/api/auth/register/", "/api/auth/login/", "/api/auth/logout/", "/api/auth/me/"}
+CHAT_OPERATIONS = {
+    ("/api/rooms/", "get"),
+    ("/api/rooms/{name}/messages/", "get"),
+    ("/api/call/{module}/{handler}", "post"),
+    ("/api/staff/sessions/", "get"),
+    ("/api/staff/sessions/{session_id}/kick/", "post"),
+    ("/api/staff/rooms/{name}/broadcast/", "post"),
+}
 
 
 def test_schema_generates_without_warnings_and_validates(tmp_path):
@@ -28,6 +36,21 @@ def test_served_schema_is_valid_and_describes_the_auth_endpoints():
     }  # fmt: skip
     schemes = schema["components"]["securitySchemes"]
     assert {"tokenAuth", "cookieAuth"} <= set(schemes)
+
+
+def test_schema_describes_the_chat_endpoints():
+    schema = APIClient().get("/api/schema/", {"format": "json"}).json()
+    described = {(path, method) for path, item in schema["paths"].items() for method in item}
+    assert described >= CHAT_OPERATIONS
+    history = schema["paths"]["/api/rooms/{name}/messages/"]["get"]
+    assert history["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PaginatedMessageList"
+    }
+    assert set(schema["components"]["schemas"]["Message"]["properties"]) == {"from", "msg", "time"}
+    call = schema["paths"]["/api/call/{module}/{handler}"]["post"]
+    assert call["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Envelope"
+    }
 
 
 def test_swagger_ui_loads_only_files_of_this_server():

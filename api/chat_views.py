@@ -1,0 +1,171 @@
+"""Chat endpoints: rooms and their history, handler calls over HTTP, and the staff's actions
+on live connections and rooms. Views parse, authorize, call ``api.selectors`` or
+``api.services`` and shape the reply.
+
+A handler called over HTTP gets a session of its own with no connection (see
+``services.http_session``): what the handler pushes to that session goes nowhere, and a
+session operation (bind, set, close...) fails with "The session has no live connection".
+Pushes still reach the user where they are connected when the module sends them to its own
+members, as Chat does: ``Chat/HD_Say`` over HTTP reaches the room's members, the user's own
+connections among them.
+"""
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.db.models import QuerySet
+from django.http import Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, generics, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
+from rest_framework.views import APIView
+
+from api import selectors, services
+from api.serializers import (
+    BroadcastSerializer,
+    ChatEventSerializer,
+    EnvelopeSerializer,
+    ErrorSerializer,
+    LiveConnectionSerializer,
+    MessageSerializer,
+    RoomSerializer,
+)
+from chat.models import Message
+
+NOT_LOGGED_IN = {401: OpenApiResponse(ErrorSerializer, description="No valid token or session")}
+NOT_STAFF = {
+    **NOT_LOGGED_IN,
+    403: OpenApiResponse(ErrorSerializer, description="Not staff (or CSRF check failed)"),
+}
+
+
+class MessagePagination(CursorPagination):
+    """Newest first, 50 a page; ``next`` and ``previous`` are links with an opaque cursor."""
+
+    ordering = "-created_at"
+    page_size = 50
+
+
+class RoomListView(APIView):
+    """Every room something was said in, with its message count and how many users are in it
+    now (over every Chat node)."""
+
+    permission_classes = (IsAuthenticated,)
+
+    @extend_schema(operation_id="rooms_list", responses={200: RoomSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        return Response(RoomSerializer(selectors.rooms(), many=True).data)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="rooms_messages_list",
+        responses={200: MessageSerializer(many=True), **NOT_LOGGED_IN},
+    )
+)
+class RoomMessagesView(generics.ListAPIView[Message]):
+    """A room's history, newest first, in pages of 50 (an unknown room has none)."""
+
+    permission_classes = (IsAuthenticated,)
+    serializer_class = MessageSerializer
+    pagination_class = MessagePagination
+
+    def get_queryset(self) -> QuerySet[Message]:
+        return selectors.room_messages(self.kwargs["name"])
+
+
+class CallView(APIView):
+    """Call a module's ``HD_`` handler as the MQTT topic ``Module/HD_handler/<msgid>`` does,
+    as the logged-in user; the reply is mqant's envelope, errors included (HTTP 200)."""
+
+    permission_classes = (IsAuthenticated,)
+    parser_classes = (JSONParser,)
+
+    @extend_schema(
+        operation_id="call",
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={
+            200: EnvelopeSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="The body is not a JSON object"),
+            **NOT_LOGGED_IN,
+            403: OpenApiResponse(ErrorSerializer, description="CSRF check failed (browsers)"),
+        },
+    )
+    def post(self, request: Request, module: str, handler: str) -> Response | HttpResponse:
+        body: Any = request.data
+        if not isinstance(body, dict):
+            raise exceptions.ParseError(f"Expected a JSON object, got {type(body).__name__}")
+        session = services.http_session(
+            user_id=request.user.get_username(),
+            ip=BaseThrottle().get_ident(request),
+            topic=f"{module}/{handler}",
+        )
+        reply = async_to_sync(services.handler_call)(
+            session=session, module=module, handler=handler, body=dict(body)
+        )
+        if reply.raw is not None:  # the handler's bytes, sent as they are (as the gate does)
+            return HttpResponse(reply.raw, content_type="application/octet-stream")
+        return Response(reply.envelope)
+
+
+class StaffSessionListView(APIView):
+    """The live connections of every gate that is alive."""
+
+    permission_classes = (IsAdminUser,)
+
+    @extend_schema(
+        operation_id="staff_sessions_list",
+        responses={200: LiveConnectionSerializer(many=True), **NOT_STAFF},
+    )
+    def get(self, request: Request) -> Response:
+        rows = selectors.live_connections()
+        return Response(LiveConnectionSerializer(rows, many=True).data)
+
+
+class StaffKickView(APIView):
+    """Close a live connection; its gate closes it shortly after the reply."""
+
+    permission_classes = (IsAdminUser,)
+
+    @extend_schema(
+        operation_id="staff_sessions_kick",
+        request=None,
+        responses={
+            202: None,
+            404: OpenApiResponse(ErrorSerializer, description="No live connection by that id"),
+            **NOT_STAFF,
+        },
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        connection = selectors.live_connection(session_id)
+        if connection is None:
+            raise Http404("No live connection by that id.")
+        services.connection_kick(connection=connection)
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+
+class StaffBroadcastView(APIView):
+    """Send a system message to a room's members, on every gate, as ``Chat/OnChat``."""
+
+    permission_classes = (IsAdminUser,)
+
+    @extend_schema(
+        operation_id="staff_rooms_broadcast",
+        request=BroadcastSerializer,
+        responses={
+            200: ChatEventSerializer,
+            400: OpenApiResponse(description="Field errors: {field: [messages]}"),
+            **NOT_STAFF,
+        },
+    )
+    def post(self, request: Request, name: str) -> Response:
+        serializer = BroadcastSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        event = services.room_broadcast(room_name=name, text=serializer.validated_data["text"])
+        return Response(ChatEventSerializer(event).data)

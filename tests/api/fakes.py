@@ -1,0 +1,52 @@
+"""A stand-in for a gate's connection, so that modules can be driven without the gate."""
+
+import asyncio
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from mqant import Session, owners
+from mqant.types import SessionOp, SessionState
+
+
+class FakeConnection:
+    """A live connection of user ``user_id``: it applies session operations (joining channel
+    layer groups for real, so group sends reach it) and records what it is sent."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.ops: list[SessionOp] = []
+        self.pushes: list[tuple[str, bytes]] = []
+
+    @classmethod
+    async def open(cls, user_id: str) -> "FakeConnection":
+        channel = await get_channel_layer().new_channel()
+        session = Session(
+            ip="127.0.0.1",
+            network="websocket",
+            session_id=f"fake{user_id}",
+            server_id="gate-test",
+            channel=channel,
+            user_id=user_id,
+        )
+        connection = cls(session)
+        owners.attach(channel, connection)
+        return connection
+
+    def close(self) -> None:
+        owners.detach(self.session.channel)
+
+    async def apply_session_op(self, op: SessionOp) -> SessionState:
+        self.ops.append(op)
+        if op["op"] == "group_add":
+            await get_channel_layer().group_add(op["group"], self.session.channel)
+        return self.session.state()
+
+    async def deliver(self, topic: str, payload: bytes) -> None:
+        self.pushes.append((topic, payload))
+
+    async def fanout(self, timeout: float = 3) -> dict[str, Any]:
+        """The next group message sent to this connection (a ``gate.fanout`` event)."""
+        async with asyncio.timeout(timeout):
+            message: dict[str, Any] = await get_channel_layer().receive(self.session.channel)
+        return message
