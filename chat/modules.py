@@ -63,6 +63,7 @@ class Chat(Module):
         # The connection joins the group first: a session without one (an HTTP call) fails
         # here, before it could take the user's place in the room from a live connection.
         await groups.add(room_group(room_name), session)
+        await database_sync_to_async(services.room_ensure)(room_name=room_name)
         room, previous = self.rooms.join(room_name, session)
         if previous is not None:
             await groups.discard(room_group(room_name), previous)

@@ -8,6 +8,11 @@ from chat import models
 from mqant import Session
 
 
+def room_ensure(*, room_name: str) -> None:
+    """Store room ``room_name`` if it is not stored yet (a room exists once joined)."""
+    models.Room.objects.get_or_create(name=room_name)
+
+
 def message_create(*, room_name: str, sender: str, content: str) -> None:
     """Store a message said to everyone in room ``room_name``."""
     room, _ = models.Room.objects.get_or_create(name=room_name)

@@ -252,7 +252,25 @@
         showChat();
       }
       state.rooms.forEach(function (room, name) { join(name, info.reconnect, false); });
+      listRooms();
     });
+  }
+
+  // The rooms that exist (REST), offered as suggestions for the room name.
+  function listRooms() {
+    fetch("/api/rooms/", { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : []; })
+      .then(function (rooms) {
+        var list = $("room-list");
+        list.replaceChildren();
+        (rooms.results || rooms).forEach(function (room) {
+          var option = document.createElement("option");
+          option.value = room.name;
+          option.label = room.name + " · " + room.members_online + " online";
+          list.appendChild(option);
+        });
+      })
+      .catch(function () { /* suggestions only: the page works without them */ });
   }
 
   function addRoom(name) {

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_service
+from tests.e2e.admin_client import create_superuser
 from tests.e2e.clients import ChatClient
 from tests.e2e.server import ROOT, ServerProcess
 
@@ -150,6 +151,8 @@ def test_two_pages_and_a_paho_client_chat_reload_and_reconnect(
         b = Page(chromium, server.port, PHONE, query="?mqtt=3")
         b.open()
         b.enter(ben, "#login")
+        # The rooms that exist (ann's was stored when she joined it) are offered.
+        expect(b.page.locator(f"#room-list option[value='{room}']")).to_have_count(1)
         b.join(room)
         for name in (ann, cat, ben):
             b.members().to_contain_text(name)
@@ -206,6 +209,23 @@ def test_two_pages_and_a_paho_client_chat_reload_and_reconnect(
     b.say("after the restart")
     a.sees(f"{ben}: after the restart")
     report.append(f"screenshot: {a.screenshot('chat-after-reconnect.png')}")
+
+    # A staff user opens the admin and sees both pages' sessions, live.
+    create_superuser(server, f"staff{n}", "staff-pass-1234")
+    staff = chromium.new_context()
+    admin = staff.new_page()
+    base = f"http://127.0.0.1:{server.port}"
+    admin.goto(f"{base}/admin/login/?next=/admin/sessions_store/liveconnection/")
+    admin.fill("#id_username", f"staff{n}")
+    admin.fill("#id_password", "staff-pass-1234")
+    admin.click("input[type=submit]")
+    rows = admin.locator("#result_list")
+    expect(rows).to_contain_text(ann)
+    expect(rows).to_contain_text(ben)
+    shot = ARTIFACTS / "admin-live-connections.png"
+    admin.screenshot(path=str(shot), full_page=True)
+    report.append(f"screenshot: {shot}")
+    staff.close()
 
     a.page.click("#logout")
     expect(a.page.locator("#login-view")).to_be_visible()
