@@ -5,17 +5,16 @@ mqant RPC (``members``, an RPC-only handler), as the admin asks them.
 """
 
 import asyncio
-import datetime
 import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db.models import Count, QuerySet
-from django.utils import timezone
 
 from chat.models import Message, Room
-from mqant import RPCError, call, conf, nodes
+from mqant import RPCError, call, nodes
 from sessions_store.models import LiveConnection
+from sessions_store.presence import alive_connections
 
 logger = logging.getLogger(__name__)
 
@@ -60,17 +59,11 @@ def room_messages(room_name: str) -> QuerySet[Message]:
     return Message.objects.filter(room__name=room_name)
 
 
-def _alive() -> QuerySet[LiveConnection]:
-    # The rule of sessions_store.presence: a gate is dead after three missed heartbeats.
-    dead_after = datetime.timedelta(seconds=3 * float(conf.get("GATE_HEARTBEAT")))
-    return LiveConnection.objects.filter(gate__last_seen__gt=timezone.now() - dead_after)
-
-
 def live_connections() -> list[LiveConnection]:
     """The connections of the gates that are alive, newest first."""
-    return list(_alive().order_by("-connected_at", "session_id"))
+    return list(alive_connections().order_by("-connected_at", "session_id"))
 
 
 def live_connection(session_id: str) -> LiveConnection | None:
     """The connection ``session_id`` if its gate is alive."""
-    return _alive().filter(session_id=session_id).first()
+    return alive_connections().filter(session_id=session_id).first()

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from channels.layers import get_channel_layer
 
@@ -67,6 +67,9 @@ class Transport(Protocol):
 class MQTTConnection:
     """A client connection speaking mqant's MQTT contract (CONTRACT.md)."""
 
+    # The connections of this process, so that a stopping server ends them properly.
+    live: ClassVar[set["MQTTConnection"]] = set()
+
     def __init__(
         self, transport: Transport, *, ip: str, network: str, channel: str, server_id: str = ""
     ) -> None:
@@ -100,6 +103,7 @@ class MQTTConnection:
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(
             float(conf.get("CONNECT_TIMEOUT")), self._check_connect
         )
+        MQTTConnection.live.add(self)
 
     def __repr__(self) -> str:
         s = self.session
@@ -141,6 +145,7 @@ class MQTTConnection:
         if self._lost:
             return
         self._lost = self.closed = True
+        MQTTConnection.live.discard(self)
         if self._timer is not None:
             self._timer.cancel()
         owners.detach(self.session.channel)
@@ -415,3 +420,11 @@ class MQTTConnection:
             self._close_soon(f"silent for {idle:.1f} s (limit {limit:.1f} s)")
         else:
             self._timer = self._loop.call_later(limit - idle, self._check_idle)
+
+
+async def end_all() -> None:
+    """The server is stopping: end every connection of this process, so that the modules
+    hear of each end and the Presence keeps no ghost (daphne cancels its consumers without
+    a disconnect)."""
+    for connection in list(MQTTConnection.live):
+        await connection.connection_lost()

@@ -10,7 +10,7 @@ django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - after django setup
 
-from gate import keeper, tcp  # noqa: E402
+from gate import connection, keeper, tcp  # noqa: E402
 from gate.routing import websocket_urlpatterns  # noqa: E402
 from mqant.asgi import MqantApplication  # noqa: E402
 
@@ -22,5 +22,5 @@ application = MqantApplication(
         }
     ),
     on_startup=[tcp.start_listener],
-    on_shutdown=[tcp.stop_listeners, keeper.drain],
+    on_shutdown=[tcp.stop_listeners, connection.end_all, keeper.drain],
 )

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from mqant.admin_actions import close_channels, message_action, send_to_channels
 from sessions_store.models import GateProcess, LiveConnection, StoredSession
+from sessions_store.presence import alive_connections
 
 
 @admin.register(StoredSession)
@@ -47,3 +48,7 @@ class LiveConnectionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LiveConnection]:
+        # Connections of gates whose heartbeat expired are ghosts until a reaper removes them.
+        return alive_connections()

@@ -15,7 +15,8 @@ def _dead_after() -> datetime.timedelta:
     return datetime.timedelta(seconds=3 * float(conf.get("GATE_HEARTBEAT")))
 
 
-def _alive() -> QuerySet[LiveConnection]:
+def alive_connections() -> QuerySet[LiveConnection]:
+    """The connections of gates whose heartbeat is fresh."""
     return LiveConnection.objects.filter(gate__last_seen__gt=timezone.now() - _dead_after())
 
 
@@ -69,10 +70,10 @@ class DatabasePresence:
             )
 
     async def sessions_of_user(self, user_id: str) -> list[Session]:
-        return [_session(row) async for row in _alive().filter(user_id=user_id)]
+        return [_session(row) async for row in alive_connections().filter(user_id=user_id)]
 
     async def channels_of(self, session_ids: Iterable[str]) -> dict[str, str]:
-        rows = _alive().filter(session_id__in=list(session_ids))
+        rows = alive_connections().filter(session_id__in=list(session_ids))
         return {row.session_id: row.channel async for row in rows}
 
     async def reap_dead_gates(self) -> list[Session]:

@@ -4,6 +4,7 @@ events. Real daphne processes and paho clients, with the SessionProbe test modul
 
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -257,3 +258,22 @@ def test_expiry_heartbeat_and_sweep(tmp_path):
         cwd=ROOT, env=proc.env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert re.fullmatch(r"deleted \d+ expired stored session\(s\)\n", swept.stdout)
+
+
+def test_a_stopping_server_leaves_no_live_connection_behind(tmp_path):
+    proc = start(tmp_path)
+    clients = [ChatClient(proc.port), ChatClient(proc.tcp_port, transport="tcp")]
+    try:
+        login(clients[0], "stayer")
+        database = sqlite3.connect(tmp_path / "db.sqlite3")
+        count = "select count(*) from sessions_store_liveconnection"
+        deadline = time.monotonic() + 5
+        while database.execute(count).fetchone()[0] < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert database.execute(count).fetchone()[0] == 2
+    finally:
+        proc.stop()  # SIGTERM, while the clients are still connected
+        for c in clients:
+            c.close()
+    assert database.execute(count).fetchone()[0] == 0
+    assert "Traceback" not in proc.output(), proc.output()
