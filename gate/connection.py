@@ -32,6 +32,7 @@ from gate.mqtt.packets import BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, SERVER_U
 from mqant import RPCError, Session, groups, owners
 from mqant import app as mqant_app
 from mqant.types import ReplyMessage, SessionOp, SessionState
+from mqant.wire import empty_reply
 
 logger = logging.getLogger(__name__)
 
@@ -231,13 +232,7 @@ class MQTTConnection:
         if kind == "gate.send" or kind == "gate.fanout":
             await self.deliver(message["topic"], message["payload"])
         elif kind == "gate.session":
-            reply: ReplyMessage = {
-                "type": "mqant.reply",
-                "id": message["id"],
-                "result": None,
-                "error": "",
-                "kind": "",
-            }
+            reply: ReplyMessage = empty_reply(message["id"])
             try:
                 reply["result"] = await self.apply_session_op(message["op"])
             except RPCError as err:

@@ -26,7 +26,7 @@ from mqant.module import Module
 from mqant.registry import Node
 from mqant.server import ModuleServer, in_handler
 from mqant.types import CallMessage, ReplyMessage
-from mqant.wire import decode_args, encode_value
+from mqant.wire import decode_args, empty_reply, encode_value
 
 logger = logging.getLogger(__name__)
 
@@ -195,13 +195,7 @@ class App:
         remaining = message["deadline"] - time.time()
         if remaining <= 0:  # the caller has given up already
             return
-        reply: ReplyMessage = {
-            "type": "mqant.reply",
-            "id": message["id"],
-            "result": None,
-            "error": "",
-            "kind": "",
-        }
+        reply: ReplyMessage = empty_reply(message["id"])
         try:
             if not server.accepting:  # the caller's registry is behind: it may pick another
                 raise ServiceNotFound.for_type(node.module_type)

@@ -7,6 +7,7 @@ Session, wherever it sits in a value, travels as its state under a marker key.
 from typing import Any
 
 from mqant.session import Session
+from mqant.types import ReplyMessage
 
 _SESSION = "__mqant_session__"
 
@@ -40,3 +41,8 @@ def encode_args(args: tuple[Any, ...]) -> list[Any]:
 
 def decode_args(args: list[Any]) -> tuple[Any, ...]:
     return tuple(decode_value(arg) for arg in args)
+
+
+def empty_reply(call_id: str) -> ReplyMessage:
+    """The reply to call ``call_id``, to be filled with its result or its error."""
+    return {"type": "mqant.reply", "id": call_id, "result": None, "error": "", "kind": ""}
