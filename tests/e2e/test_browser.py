@@ -18,6 +18,7 @@ from tests.conftest import require_service
 from tests.e2e.admin_client import create_superuser
 from tests.e2e.clients import ChatClient
 from tests.e2e.server import ROOT, ServerProcess
+from tests.e2e.test_api_live import curl
 
 pytestmark = pytest.mark.e2e
 
@@ -172,6 +173,20 @@ def test_two_pages_and_a_paho_client_chat_reload_and_reconnect(
         assert paho.request("Chat/HD_Say", hi)["Error"] == ""
         a.sees(f"{cat}: hi from paho")
         b.sees(f"{cat}: hi from paho")
+        # A handler over HTTP, called with curl and ann's REST token: the browsers in the
+        # room receive what it says.
+        token = curl(server.port, "/api/auth/login/", {"username": ann, "password": PASSWORD})
+        said = curl(
+            server.port,
+            "/api/call/Chat/HD_Say",
+            {"roomName": room, "content": "said with curl"},
+            token=token["token"],
+        )
+        assert said["Result"] == {"say": "say success"}, said
+        b.sees(f"{ann}: said with curl")
+        a.sees(f"{ann}: said with curl")
+        while (pushed := paho.wait_json("Chat/OnChat"))["msg"] != "said with curl":
+            assert pushed["msg"] == "hi from paho", pushed  # its own message came first
         report.append(f"screenshot: {a.screenshot('chat-desktop.png')}")
         report.append(f"screenshot: {b.screenshot('chat-phone.png')}")
         no_sideways_scroll = "document.documentElement.scrollWidth <= innerWidth"
