@@ -5,40 +5,21 @@ mqant RPC (``members``, an RPC-only handler), as the admin asks them.
 """
 
 import asyncio
-import logging
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.db.models import Count, QuerySet
 
 from chat.models import Message, Room
-from mqant import RPCError, call, nodes
+from chat.services import room_members
 from sessions_store.models import LiveConnection
 from sessions_store.presence import alive_connections
 
-logger = logging.getLogger(__name__)
-
-MEMBERS_TIMEOUT = 2.0  # seconds a Chat node has to say who is in its rooms
-
-
-async def _node_members(node_id: str, room_name: str) -> list[str]:
-    try:
-        members: list[str] = await call(node_id, "members", room_name, timeout=MEMBERS_TIMEOUT)
-    except RPCError as err:
-        logger.warning("%s did not list the members of %r: %s", node_id, room_name, err)
-        return []  # a node that does not answer is left out
-    return members
-
 
 async def members_online(room_names: list[str]) -> dict[str, int]:
-    """How many distinct users are in each room, over every Chat node (0 with no node)."""
-    chat_nodes = await nodes("Chat")
-    asks = [(name, node.node_id) for name in room_names for node in chat_nodes]
-    answers = await asyncio.gather(*(_node_members(node_id, name) for name, node_id in asks))
-    users: dict[str, set[str]] = {name: set() for name in room_names}
-    for (name, _), members in zip(asks, answers, strict=True):
-        users[name].update(members)
-    return {name: len(members) for name, members in users.items()}
+    """How many users are in each room, over every Chat node (0 with no node)."""
+    members = await asyncio.gather(*(room_members(name) for name in room_names))
+    return {name: len(users) for name, users in zip(room_names, members, strict=True)}
 
 
 def rooms() -> list[dict[str, Any]]:

@@ -18,10 +18,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from rest_framework.authtoken.models import Token
 
-from chat.modules import room_group
+from chat import services as chat_services
 from login import lockout
 from login.services import UNKNOWN_USER, LoginError, user_login
-from mqant import RPCError, Session, call, groups
+from mqant import RPCError, Session, call
 from mqant.admin_actions import close_channels
 from sessions_store.models import LiveConnection
 
@@ -100,9 +100,7 @@ def connection_kick(*, connection: LiveConnection) -> None:
 def room_broadcast(*, room_name: str, text: str) -> dict[str, str]:
     """Send a system message to the members of room ``room_name`` on every gate, as
     ``Chat/OnChat``; returns the event sent."""
-    event = {"roomName": room_name, "from": "system", "target": "*", "msg": text}
-    async_to_sync(groups.send)(room_group(room_name), "Chat/OnChat", event)
-    return event
+    return async_to_sync(chat_services.system_message)(room_name=room_name, text=text)
 
 
 @dataclass(frozen=True)

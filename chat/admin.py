@@ -7,27 +7,14 @@ from asgiref.sync import async_to_sync
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 
+from chat import services
 from chat.models import Message, Room
-from chat.modules import room_group
-from mqant import RPCError, groups, nodes
-from mqant import call as rpc_call
 from mqant.admin_actions import message_action
-
-
-async def _members(room_name: str) -> list[str]:
-    members: set[str] = set()
-    for node in await nodes("Chat"):
-        try:
-            members.update(await rpc_call(node.node_id, "members", room_name, timeout=2))
-        except RPCError:
-            continue  # a node that does not answer is left out
-    return sorted(members)
 
 
 def _broadcast(rooms: QuerySet[Room], topic: str, text: str) -> int:
     for room in rooms:
-        event = {"roomName": room.name, "from": "system", "target": "*", "msg": text}
-        async_to_sync(groups.send)(room_group(room.name), topic, event)
+        async_to_sync(services.system_message)(room_name=room.name, text=text, topic=topic)
     return len(rooms)
 
 
@@ -47,7 +34,7 @@ class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="members online")
     def members_online(self, room: Room) -> str:
-        return ", ".join(async_to_sync(_members)(room.name)) or "-"
+        return ", ".join(async_to_sync(services.room_members)(room.name)) or "-"
 
 
 @admin.register(Message)

@@ -16,17 +16,13 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from chat import services
-from chat.services import Room, Rooms
+from chat.services import Room, Rooms, room_group
 from mqant import HandlerError, Module, RPCError, Session, call, groups, nodes, register_module
 
 logger = logging.getLogger(__name__)
 
 NOT_LOGINED = "Not Logined"
 ONLINE_TIMEOUT = 1.0  # seconds a join waits for the Login nodes' counts
-
-
-def room_group(room_name: str) -> str:
-    return f"chat.room.{room_name}"
 
 
 def _text(msg: dict[str, Any] | bytes, name: str) -> str | None:

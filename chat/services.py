@@ -1,11 +1,51 @@
 """Chat rooms: who is in which room (this node's memory), and what was said there (the
 database)."""
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from chat import models
-from mqant import Session
+from mqant import RPCError, Session, call, groups, nodes
+
+logger = logging.getLogger(__name__)
+
+MEMBERS_TIMEOUT = 2.0  # seconds a Chat node has to say who is in a room
+
+
+def room_group(room_name: str) -> str:
+    """The mqant group of room ``room_name``'s connections."""
+    return f"chat.room.{room_name}"
+
+
+async def room_members(room_name: str) -> list[str]:
+    """Who is in room ``room_name`` now, over every Chat node (``members``, an RPC-only
+    handler); a node that does not answer in time is left out."""
+    chat_nodes = await nodes("Chat")
+    answers = await asyncio.gather(
+        *(call(node.node_id, "members", room_name, timeout=MEMBERS_TIMEOUT) for node in chat_nodes),
+        return_exceptions=True,
+    )
+    members: set[str] = set()
+    for node, answer in zip(chat_nodes, answers, strict=True):
+        if isinstance(answer, RPCError):
+            logger.warning("%s did not list the members of %r: %s", node.node_id, room_name, answer)
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            members.update(answer)
+    return sorted(members)
+
+
+async def system_message(
+    *, room_name: str, text: str, topic: str = "Chat/OnChat"
+) -> dict[str, str]:
+    """Send ``text`` from "system" to every member of the room, on every gate; returns the
+    event sent."""
+    event = {"roomName": room_name, "from": "system", "target": "*", "msg": text}
+    await groups.send(room_group(room_name), topic, event)
+    return event
 
 
 def room_ensure(*, room_name: str) -> None:

@@ -37,14 +37,7 @@ async def discard(name: str, session: Session) -> None:
 
 async def send(name: str, topic: str, body: bytes | str | dict[str, Any] | list[Any]) -> None:
     """Send a PUBLISH on ``topic`` to every member of group ``name``."""
-    group = group_name(name)
-    message: GateFanoutMessage = {
-        "type": "gate.fanout",
-        "group": group,
-        "topic": topic,
-        "payload": encode_body(body),
-    }
-    await get_channel_layer().group_send(group, message)
+    await _fan_out(group_name(name), topic, body)
 
 
 # Every connection is a member of this group, so that a broadcast reaches every gate once.
@@ -53,10 +46,15 @@ EVERYONE = "mqant.everyone"
 
 async def send_to_everyone(topic: str, body: bytes | str | dict[str, Any] | list[Any]) -> None:
     """Send a PUBLISH on ``topic`` to every client connection of every gate."""
+    await _fan_out(EVERYONE, topic, body)
+
+
+async def _fan_out(group: str, topic: str, body: bytes | str | dict[str, Any] | list[Any]) -> None:
+    """One message to each gate process in channel-layer group ``group``."""
     message: GateFanoutMessage = {
         "type": "gate.fanout",
-        "group": EVERYONE,
+        "group": group,
         "topic": topic,
         "payload": encode_body(body),
     }
-    await get_channel_layer().group_send(EVERYONE, message)
+    await get_channel_layer().group_send(group, message)

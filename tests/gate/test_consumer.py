@@ -9,7 +9,7 @@ import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from chat.modules import room_group
+from chat.services import room_group
 from gate.consumers import MQTTConsumer
 from gate.limits import ConnectionSlot
 from gate.mqtt.codec import Decoder, encode
