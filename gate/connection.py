@@ -15,8 +15,8 @@ from channels.layers import get_channel_layer
 
 from gate import conf, router
 from gate.auth import connect_user
-from gate.fanout import fanout
 from gate.heartbeat import start_heartbeat
+from gate.inbox import EventQueue, Inbox, inbox
 from gate.keeper import SessionKeeper
 from gate.limits import TokenBucket
 from gate.mqtt import (
@@ -72,19 +72,21 @@ class MQTTConnection:
     live: ClassVar[set["MQTTConnection"]] = set()
 
     def __init__(
-        self, transport: Transport, *, ip: str, network: str, channel: str, server_id: str = ""
+        self, transport: Transport, *, ip: str, network: str, inbox: Inbox, server_id: str = ""
     ) -> None:
         self.transport = transport
+        self.inbox = inbox
         self.protocol = ServerProtocol(max_packet_size=int(conf.get("MAX_PACKET_SIZE")))
         self.max_in_flight = int(conf.get("MAX_CALLS_IN_FLIGHT"))
         self.max_outgoing = int(conf.get("MAX_OUTGOING_BYTES"))
         self.bucket = TokenBucket(float(conf.get("MESSAGE_RATE")), int(conf.get("MESSAGE_BURST")))
+        session_id = secrets.token_hex(8)
         self.session = Session(
             ip=ip,
             network=network,
-            session_id=secrets.token_hex(8),
+            session_id=session_id,
             server_id=server_id,
-            channel=channel,
+            channel=inbox.address(session_id),
         )
         self.keeper = SessionKeeper(self.session)
         self.closed = False
@@ -101,10 +103,20 @@ class MQTTConnection:
         self._accepted = False
         self._lost = False
         self._groups: set[str] = set()
+        self._events: EventQueue | None = None
+        self._running_in_order = False
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(
             float(conf.get("CONNECT_TIMEOUT")), self._check_connect
         )
         MQTTConnection.live.add(self)
+
+    @classmethod
+    async def open(
+        cls, transport: Transport, *, ip: str, network: str, server_id: str = ""
+    ) -> "MQTTConnection":
+        """A connection of this process's inbox (started on first use)."""
+        box = await inbox().started()
+        return cls(transport, ip=ip, network=network, inbox=box, server_id=server_id)
 
     def __repr__(self) -> str:
         s = self.session
@@ -150,12 +162,15 @@ class MQTTConnection:
         if self._timer is not None:
             self._timer.cancel()
         owners.detach(self.session.channel)
+        self.inbox.unregister(self.session.session_id)
+        if self._events is not None:
+            self._events.cancel()
         for task in (*self._calls, *self._background):
             task.cancel()
         if self._writer is not None:
             self._writer.cancel()
         for group in self._groups:
-            await fanout().discard(group, self)
+            await self.inbox.discard(group, self)
         self._groups.clear()
         if self._accepted:
             self.keeper.closed()
@@ -215,16 +230,22 @@ class MQTTConnection:
     async def _group(self, op: str, group: str) -> None:
         if op == "group_add" and not self._lost:
             self._groups.add(group)
-            await fanout().add(group, self)
+            await self.inbox.add(group, self)
         elif op == "group_discard":
             self._groups.discard(group)
-            await fanout().discard(group, self)
+            await self.inbox.discard(group, self)
 
     async def deliver(self, topic: str, payload: bytes) -> None:
         if self.closed or not self.protocol.accepted:
             return
         self.protocol.send_publish(topic, payload)
         await self._flush()
+
+    def post_event(self, message: dict[str, Any]) -> None:
+        """An event from another process (through the inbox): handled after those before it."""
+        if self._events is None:
+            self._events = EventQueue(self.handle_event)
+        self._events.post(message)
 
     async def handle_event(self, message: dict[str, Any]) -> None:
         """A channel-layer event addressed to this connection (mqant.types)."""
@@ -262,6 +283,7 @@ class MQTTConnection:
             return []
         self._accepted = True
         owners.attach(self.session.channel, self)
+        self.inbox.register(self.session.session_id, self)
         self._schedule_idle_check()
         events = self.protocol.accept()
         self.keeper.opened()
@@ -290,8 +312,11 @@ class MQTTConnection:
                 self._close_soon("it kept sending past its message rate")
             return
         self._refused_in_a_row = 0
-        queued = 0 if self._ordered is None else self._ordered.qsize()
-        if len(self._calls) + queued >= self.max_in_flight:
+        if self._ordered is None:
+            in_flight = len(self._calls)
+        else:  # queued, and the one running (the worker may not have taken the first yet)
+            in_flight = self._ordered.qsize() + self._running_in_order
+        if in_flight >= self.max_in_flight:
             self._refuse_call(topic, router.WORK_QUEUE_FULL)
             return
         if self._ordered is not None:
@@ -315,7 +340,12 @@ class MQTTConnection:
         """With ORDERED_CALLS: one task runs the connection's calls one after another."""
         assert self._ordered is not None
         while not self._ordered.empty():
-            await self._call(*self._ordered.get_nowait())
+            topic, payload = self._ordered.get_nowait()
+            self._running_in_order = True
+            try:
+                await self._call(topic, payload)
+            finally:
+                self._running_in_order = False
 
     async def _call(self, topic: str, payload: bytes) -> None:
         try:

@@ -43,15 +43,24 @@ class MQTTConsumer(AsyncConsumer):  # type: ignore[misc]
     _buffer: "SocketBuffer | None" = None
     may_block = True
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # No channel of its own: events from other processes reach the connection through
+        # its gate process's inbox (gate/inbox.py). And one plain await per message, where
+        # Channels' loop wraps every receive in a task of its own.
+        self.scope = scope
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels 4.2+ closes stale database connections (a thread hop) before every
         # message; the gate does no database work here, so it skips that per packet.
         kind = message["type"]
         if kind == "websocket.receive":
             await self.websocket_receive(message)
-        elif kind.startswith("gate."):
-            if self.connection is not None:
-                await self.connection.handle_event(message)
         elif kind == "websocket.connect":
             await self.websocket_connect()
         elif kind == "websocket.disconnect":
@@ -69,8 +78,8 @@ class MQTTConsumer(AsyncConsumer):  # type: ignore[misc]
         self._buffer = SocketBuffer.of(self.base_send)
         self.may_block = self._buffer is None or self._buffer.may_block
         client = self.scope.get("client") or ("", 0)
-        self.connection = MQTTConnection(
-            self, ip=client[0], network="websocket", channel=self.channel_name, server_id=GATE_ID
+        self.connection = await MQTTConnection.open(
+            self, ip=client[0], network="websocket", server_id=GATE_ID
         )
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ connection events. One task per connection runs these in order."""
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,9 +25,8 @@ class SessionKeeper:
         self.storage: StorageHandler | None = storage_handler()
         self.presence: Presence | None = presence()
         self.heartbeat_every = float(conf.get("STORAGE_HEARTBEAT"))
-        self._queue: asyncio.Queue[tuple[Callable[[], Awaitable[Any]], asyncio.Future[None]]] = (
-            asyncio.Queue()
-        )
+        # Made on demand and dropped when drained: an idle connection holds no queue.
+        self._queue: deque[tuple[Callable[[], Awaitable[Any]], asyncio.Future[None]]] | None = None
         self._worker: asyncio.Task[None] | None = None
         self._last_beat = asyncio.get_running_loop().time()
 
@@ -111,7 +111,9 @@ class SessionKeeper:
     def _later(self, job: Callable[[], Awaitable[Any]]) -> "asyncio.Future[None]":
         """Queue ``job`` behind the others; the future is done when it has run."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((job, done))
+        if self._queue is None:
+            self._queue = deque()
+        self._queue.append((job, done))
         if self._worker is None:
             self._worker = asyncio.create_task(self._run())
             _workers.add(self._worker)
@@ -120,8 +122,8 @@ class SessionKeeper:
 
     async def _run(self) -> None:
         try:
-            while not self._queue.empty():
-                job, done = self._queue.get_nowait()
+            while self._queue:
+                job, done = self._queue.popleft()
                 try:
                     await job()
                 except Exception:
@@ -130,6 +132,7 @@ class SessionKeeper:
                     done.set_result(None)
         finally:
             self._worker = None
+            self._queue = None
 
 
 # The workers outlive their connections (the last job reports the close): keep them referenced.

@@ -4,9 +4,6 @@ MQTTConnection the WebSocket consumer uses, optionally over TLS."""
 import asyncio
 import logging
 import ssl
-from typing import Any
-
-from channels.layers import get_channel_layer
 
 from gate import conf
 from gate.connection import MQTTConnection
@@ -49,16 +46,10 @@ async def serve_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         logger.warning("refusing a TCP connection: MAX_CONNECTIONS reached")
         writer.transport.abort()
         return
-    layer = get_channel_layer()
     peer = writer.get_extra_info("peername") or ("", 0)
-    connection = MQTTConnection(
-        TCPTransport(writer),
-        ip=str(peer[0]),
-        network="tcp",
-        channel=await layer.new_channel(),
-        server_id=GATE_ID,
+    connection = await MQTTConnection.open(
+        TCPTransport(writer), ip=str(peer[0]), network="tcp", server_id=GATE_ID
     )
-    events = asyncio.create_task(_receive_events(layer, connection))
     try:
         while not connection.closed:
             data = await reader.read(READ_SIZE)
@@ -68,21 +59,9 @@ async def serve_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     except (ConnectionError, ssl.SSLError, TimeoutError) as err:
         logger.info("%r: connection lost: %s", connection, err)
     finally:
-        events.cancel()
         await connection.connection_lost()
         writer.close()
         slot.release()
-
-
-async def _receive_events(layer: Any, connection: MQTTConnection) -> None:
-    """Hand the connection the channel-layer events addressed to it."""
-    channel = connection.session.channel
-    while True:
-        message = await layer.receive(channel)
-        try:
-            await connection.handle_event(message)
-        except Exception:
-            logger.exception("%r: event %r failed", connection, message.get("type"))
 
 
 def listener_settings() -> tuple[str, str, str]:

@@ -1,9 +1,11 @@
 """How a Session reaches the live connection that owns it.
 
-Every connection is named by its channel. A change to a session (bind, set, close...) is a
-request to that channel, answered once the connection has applied it, so the caller's next
-step sees it. A connection in this process is called directly, with the same semantics;
-one elsewhere is reached through the channel layer.
+Every connection is named by its channel: ``<its gate process's channel>#<its key>``; the
+process's channel takes the message and hands it to the connection with that key. A change
+to a session (bind, set, close...) is a request to that channel, answered once the
+connection has applied it, so the caller's next step sees it. A connection in this process
+is called directly, with the same semantics; one elsewhere is reached through the channel
+layer.
 """
 
 import logging
@@ -46,6 +48,12 @@ def detach(channel: str) -> None:
     _local.pop(channel, None)
 
 
+def split(channel: str) -> tuple[str, str]:
+    """(the channel-layer channel of the connection's gate process, the connection's key)."""
+    process, _, key = channel.partition("#")
+    return process, key
+
+
 def _local_owner(channel: str) -> SessionOwner | None:
     if not conf.get("RPC_LOCAL_SHORTCUT"):
         return None
@@ -60,8 +68,10 @@ async def session_op(channel: str, op: SessionOp) -> SessionState:
     owner = _local_owner(channel)
     if owner is not None:
         return await owner.apply_session_op(op)
+    process, key = split(channel)
+    message = {"type": "gate.session", "to": key, "op": op}
     state: SessionState = await rpc.request(
-        channel, {"type": "gate.session", "op": op}, timeout=float(conf.get("RPC_TIMEOUT"))
+        process, message, timeout=float(conf.get("RPC_TIMEOUT"))
     )
     return state
 
@@ -75,8 +85,15 @@ async def session_op_nr(channel: str, op: SessionOp) -> None:
     if owner is not None:
         await owner.apply_session_op(op)
         return
-    message: SessionOpMessage = {"type": "gate.session", "id": "", "reply_to": "", "op": op}
-    await _send(channel, message)
+    process, key = split(channel)
+    message: SessionOpMessage = {
+        "type": "gate.session",
+        "to": key,
+        "id": "",
+        "reply_to": "",
+        "op": op,
+    }
+    await _send(process, message)
 
 
 async def deliver(channel: str, topic: str, payload: bytes) -> None:
@@ -88,8 +105,9 @@ async def deliver(channel: str, topic: str, payload: bytes) -> None:
     if owner is not None:
         await owner.deliver(topic, payload)
         return
-    message: GateSendMessage = {"type": "gate.send", "topic": topic, "payload": payload}
-    await _send(channel, message)
+    process, key = split(channel)
+    message: GateSendMessage = {"type": "gate.send", "to": key, "topic": topic, "payload": payload}
+    await _send(process, message)
 
 
 async def _send(channel: str, message: GateSendMessage | SessionOpMessage) -> None:

@@ -47,6 +47,7 @@ class GateSendMessage(TypedDict):
     """Deliver a PUBLISH to one connection (or, through a group, to each member)."""
 
     type: Literal["gate.send"]
+    to: str  # the connection's key in its gate process (mqant.owners)
     topic: str
     payload: bytes
 
@@ -84,6 +85,7 @@ class SessionOpMessage(TypedDict):
     to ``reply_to``, unless that is empty."""
 
     type: Literal["gate.session"]
+    to: str  # the connection's key in its gate process (mqant.owners)
     id: str
     reply_to: str
     op: SessionOp
@@ -103,3 +105,4 @@ class GateCloseMessage(TypedDict):
     """Close the connection that receives it."""
 
     type: Literal["gate.close"]
+    to: str

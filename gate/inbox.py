@@ -1,0 +1,162 @@
+"""The gate process's one channel: events addressed to its connections, and group messages.
+
+Each gate process (each event loop) reads one channel-layer channel. A connection is named
+``<that channel>#<its key>`` (mqant.owners splits the name), so a session change or a push
+from another process reaches it through the process's channel, and no connection holds a
+channel, a queue or a receiving task of its own: an idle connection costs only its socket
+and its session. Groups work the same way: a group's members are gate processes, each told
+once, and each hands the message to its own member connections.
+"""
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from channels.layers import get_channel_layer
+
+if TYPE_CHECKING:
+    from gate.connection import MQTTConnection
+
+logger = logging.getLogger(__name__)
+
+# Channel-layer group memberships expire (a day, by default, in both the in-memory and the
+# Redis layers): the process renews its own well before that.
+GROUP_RENEW_SECONDS = 3600.0
+
+
+class Inbox:
+    """This process's channel, its connections by key and its group memberships."""
+
+    def __init__(self) -> None:
+        self.layer: Any = get_channel_layer()
+        self.channel = ""
+        self.connections: dict[str, MQTTConnection] = {}
+        self.members: dict[str, set[MQTTConnection]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready = asyncio.Event()
+
+    async def started(self) -> "Inbox":
+        """The inbox, receiving (the first call starts it)."""
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._receive_loop(), name="gate inbox"),
+                asyncio.create_task(self._renew_groups(), name="gate group renewal"),
+            ]
+        await self._ready.wait()
+        return self
+
+    def address(self, key: str) -> str:
+        """The channel name of this process's connection ``key``."""
+        return f"{self.channel}#{key}"
+
+    def register(self, key: str, connection: "MQTTConnection") -> None:
+        self.connections[key] = connection
+
+    def unregister(self, key: str) -> None:
+        self.connections.pop(key, None)
+
+    async def add(self, group: str, connection: "MQTTConnection") -> None:
+        await self.started()
+        members = self.members.setdefault(group, set())
+        first = not members
+        members.add(connection)
+        if first:
+            await self.layer.group_add(group, self.channel)
+
+    async def discard(self, group: str, connection: "MQTTConnection") -> None:
+        members = self.members.get(group)
+        if members is None:
+            return
+        members.discard(connection)
+        if not members:
+            del self.members[group]
+            await self.layer.group_discard(group, self.channel)
+
+    async def _receive_loop(self) -> None:
+        # The layer's default prefix, as every channel of the process: RedisChannelLayer
+        # reads all of a process's channels of one prefix through one blocking read, so a
+        # prefix of its own would wait behind the others.
+        self.channel = await self.layer.new_channel()
+        self._ready.set()
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("receiving gate events failed; receiving again in 1 s")
+                await asyncio.sleep(1)
+                continue
+            if message.get("type") == "gate.fanout":
+                await self._fan_out(message)
+                continue
+            connection = self.connections.get(message.get("to", ""))
+            if connection is not None:  # else it is gone: events for it are dropped
+                connection.post_event(message)
+
+    async def _fan_out(self, message: dict[str, Any]) -> None:
+        for connection in list(self.members.get(message.get("group", ""), ())):
+            try:
+                await connection.deliver(message["topic"], message["payload"])
+            except Exception:
+                logger.exception("%r: group delivery failed", connection)
+
+    async def _renew_groups(self) -> None:
+        await self._ready.wait()
+        while True:
+            await asyncio.sleep(GROUP_RENEW_SECONDS)
+            for group in list(self.members):
+                try:
+                    await self.layer.group_add(group, self.channel)
+                except Exception:
+                    logger.exception("renewing group %s failed", group)
+
+
+_inboxes: dict[asyncio.AbstractEventLoop, Inbox] = {}
+
+
+def inbox() -> Inbox:
+    """This event loop's Inbox."""
+    loop = asyncio.get_running_loop()
+    current = _inboxes.get(loop)
+    if current is None:
+        for old in [other for other in _inboxes if other.is_closed()]:
+            del _inboxes[old]
+        current = _inboxes[loop] = Inbox()
+    return current
+
+
+class EventQueue:
+    """A connection's events from other processes, handled in order, off the inbox's loop
+    (a session change may wait for the database). The task exists only while events wait."""
+
+    __slots__ = ("_events", "_handler", "_task")
+
+    def __init__(self, handler: Any) -> None:
+        self._handler = handler
+        self._events: deque[dict[str, Any]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def post(self, message: dict[str, Any]) -> None:
+        if self._events is None:
+            self._events = deque()
+        self._events.append(message)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        try:
+            while self._events:
+                message = self._events.popleft()
+                try:
+                    await self._handler(message)
+                except Exception:
+                    logger.exception("event %r failed", message.get("type"))
+        finally:
+            self._task = None
+            self._events = None
