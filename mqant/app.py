@@ -12,20 +12,22 @@ all within ``MQANT["SHUTDOWN_TIMEOUT"]``.
 """
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
-from mqant import conf, config
+from mqant import conf, config, timeouts
 from mqant import registry as mqant_registry
 from mqant.errors import RemoteError, RPCError, ServiceNotFound
 from mqant.module import Module
 from mqant.registry import Node
 from mqant.server import ModuleServer, in_handler
-from mqant.types import CallMessage, ReplyMessage
+from mqant.types import CallMessage, ReplyMessage, listening
 from mqant.wire import decode_args, empty_reply, encode_value
 
 logger = logging.getLogger(__name__)
@@ -74,6 +76,15 @@ class App:
             ", ".join(node.node_id for node in self.registry.own()) or "no modules",
         )
 
+    def select_now(self, target: str) -> Node | None:
+        """The node a call to ``target`` goes to if the registry's snapshot has it, without
+        waiting; else None, and ``select`` asks the registry again (or finds a node of this
+        stopping process, which has left the snapshot)."""
+        try:
+            return self.registry.select(target)
+        except ServiceNotFound:
+            return None
+
     async def select(self, target: str) -> Node:
         """The node a call to ``target`` goes to. While this process stops, its own nodes
         are still found by the calls its handlers make, and by no one else."""
@@ -97,6 +108,7 @@ class App:
         await self._wait(self._in_flight(), deadline, "calls in flight")
         self._closing.set()
         await self._wait(set(self._runs), deadline, "run() to return")
+        await self._stop_listening()
         for task in (*self._serving, *self._calls, *self._runs):
             task.cancel()
         await asyncio.gather(*self._serving, *self._calls, *self._runs, return_exceptions=True)
@@ -139,12 +151,12 @@ class App:
         node = Node(module.node_id, module.module_type, channel, events, server, self.process_id)
         self.modules.append((module, server))
         self._nodes.append(node)
-        self._spawn(self._serve(node, server), f"{node.node_id} serve", self._serving)
+        await self._start_serving(node, server)
         self._spawn(module.run(self._closing), f"{node.node_id} run", self._runs)
         await self.registry.register(node)
 
     def _spawn(self, coro: Any, name: str, tasks: set[asyncio.Task[Any]]) -> None:
-        task = asyncio.create_task(coro, name=name)
+        task = self.loop.create_task(coro, name=name)
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
@@ -175,8 +187,31 @@ class App:
         except Exception:
             logger.exception("stopping: %s failed", what)
 
-    async def _serve(self, node: Node, server: ModuleServer) -> None:
-        """Receive this node's calls from the channel layer, each in its own task."""
+    async def _start_serving(self, node: Node, server: ModuleServer) -> None:
+        """Serve the calls on the node's channel, each in its own task: handed over by the
+        layer as it reads them if it can (ListeningLayer), else received in a loop."""
+        on_message = functools.partial(self._on_message, node, server, f"{node.node_id} call")
+        listener = listening(self._layer)
+        if listener is not None:
+            await listener.listen(node.channel, on_message)
+        else:
+            self._spawn(self._serve(node, on_message), f"{node.node_id} serve", self._serving)
+
+    async def _stop_listening(self) -> None:
+        listener = listening(self._layer)
+        if listener is not None:
+            for node in self._nodes:
+                await self._quietly(listener.unlisten(node.channel), "unlisten")
+
+    def _on_message(
+        self, node: Node, server: ModuleServer, name: str, message: dict[str, Any]
+    ) -> None:
+        if message.get("type") == "mqant.call":
+            call = cast(CallMessage, message)
+            self._spawn(self._serve_one(node, server, call), name, self._calls)
+
+    async def _serve(self, node: Node, on_message: Callable[[dict[str, Any]], None]) -> None:
+        """Receive the node's messages from the channel layer, for ``on_message``."""
         assert self._layer is not None
         while True:
             try:
@@ -185,10 +220,7 @@ class App:
                 logger.exception("%s: receive failed; retrying", node.node_id)
                 await asyncio.sleep(RECEIVE_RETRY_DELAY)
                 continue
-            if message.get("type") == "mqant.call":
-                self._spawn(
-                    self._serve_one(node, server, message), f"{node.node_id} call", self._calls
-                )
+            on_message(message)
 
     async def _serve_one(self, node: Node, server: ModuleServer, message: CallMessage) -> None:
         assert self._layer is not None
@@ -199,7 +231,7 @@ class App:
         try:
             if not server.accepting:  # the caller's registry is behind: it may pick another
                 raise ServiceNotFound.for_type(node.module_type)
-            async with asyncio.timeout(remaining):
+            async with timeouts.deadline(remaining):
                 result = await server.invoke(message["fn"], decode_args(message["args"]))
             reply["result"] = encode_value(result)
         except TimeoutError:

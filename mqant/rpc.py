@@ -4,7 +4,9 @@
 A node in this process is invoked directly with the same semantics (deadline, ordering,
 errors); others are reached on their channel through the channel layer.
 
-This process's reply channel is served by one task per event loop; a layer error (Redis
+This process's reply channel is one per event loop. A layer that can hand a channel's
+messages to a callback (mqant.types.ListeningLayer: mqant.redis_layer) gives each reply to its
+caller as soon as it is read; with another, one task receives them, and a layer error (Redis
 restarting) is logged and the task receives again, since every later call depends on it.
 """
 
@@ -13,7 +15,7 @@ import itertools
 import logging
 import time
 import weakref
-from typing import Any
+from typing import Any, cast
 
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer, get_channel_layer
@@ -22,7 +24,8 @@ from mqant import app as mqant_app
 from mqant import conf
 from mqant.errors import DeadlineExceeded, RPCError, ServiceNotFound, error_from_wire
 from mqant.registry import Node
-from mqant.types import CallMessage, ReplyMessage
+from mqant.timeouts import deadline
+from mqant.types import CallMessage, ListeningLayer, ReplyMessage, listening
 from mqant.wire import decode_value, encode_args
 
 logger = logging.getLogger(__name__)
@@ -38,28 +41,34 @@ class ReplyRouter:
     can never be taken for the answer to a later call.
     """
 
-    def __init__(self, layer: BaseChannelLayer) -> None:
+    def __init__(self, layer: BaseChannelLayer, loop: asyncio.AbstractEventLoop) -> None:
         self.layer = layer
+        self.loop = loop
         self.channel = ""
         self._pending: dict[str, asyncio.Future[ReplyMessage]] = {}
         self._ids = itertools.count()
         self._task: asyncio.Task[None] | None = None
+        self._listening: ListeningLayer | None = None
 
     async def start(self) -> None:
         # The layer's default prefix, as every channel of the process: RedisChannelLayer
         # receives all of a process's channels through one Redis key per prefix, one
         # blocking read at a time, so a second prefix waits seconds behind the first.
         self.channel = await self.layer.new_channel()
-        self._task = asyncio.create_task(self._receive_loop(), name="mqant reply router")
+        self._listening = listening(self.layer)
+        if self._listening is not None:  # replies straight from the connection
+            await self._listening.listen(self.channel, self._route)
+        else:
+            self._task = asyncio.create_task(self._receive_loop(), name="mqant reply router")
 
     async def request(self, channel: str, message: dict[str, Any], timeout: float) -> Any:
         """Send ``message`` (plus ``id`` and ``reply_to``) to ``channel`` and return the reply's
         result; raise the RPCError it reports, or DeadlineExceeded after ``timeout`` seconds."""
         call_id = str(next(self._ids))
-        future: asyncio.Future[ReplyMessage] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[ReplyMessage] = self.loop.create_future()
         self._pending[call_id] = future
         try:
-            async with asyncio.timeout(timeout):
+            async with deadline(timeout):
                 await self.layer.send(channel, {**message, "id": call_id, "reply_to": self.channel})
                 reply = await future
         except TimeoutError:
@@ -76,6 +85,8 @@ class ReplyRouter:
 
     async def stop(self) -> None:
         """Stop receiving; callers still waiting reach their deadline."""
+        if self._listening is not None:
+            await self._listening.unlisten(self.channel)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -88,9 +99,13 @@ class ReplyRouter:
                 logger.exception("reply channel %s: receive failed; retrying", self.channel)
                 await asyncio.sleep(RECEIVE_RETRY_DELAY)
                 continue
-            future = self._pending.get(reply.get("id", ""))
-            if future is not None and not future.done():
-                future.set_result(reply)
+            self._route(reply)
+
+    def _route(self, message: dict[str, Any]) -> None:
+        """A reply to its caller, if it still waits."""
+        future = self._pending.get(message.get("id", ""))
+        if future is not None and not future.done():
+            future.set_result(cast(ReplyMessage, message))
 
 
 _routers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ReplyRouter]" = (
@@ -103,12 +118,19 @@ _starting: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[No
 )
 
 
+def _started_router() -> ReplyRouter | None:
+    """This event loop's reply router if it has started: what every call but the first finds,
+    without a coroutine of its own."""
+    router = _routers.get(asyncio.get_running_loop())
+    return router if router is not None and router.channel else None
+
+
 async def _router() -> ReplyRouter:
     """This event loop's reply router, started on first use."""
     loop = asyncio.get_running_loop()
     router = _routers.get(loop)
     if router is None:
-        router = _routers[loop] = ReplyRouter(get_channel_layer())
+        router = _routers[loop] = ReplyRouter(get_channel_layer(), loop)
         _starting[loop] = loop.create_task(router.start())
     if not router.channel:
         await asyncio.shield(_starting[loop])
@@ -128,14 +150,22 @@ async def stop_router() -> None:
 
 async def request(channel: str, message: dict[str, Any], *, timeout: float) -> Any:
     """Request/reply over the channel layer with any channel that answers a ReplyMessage."""
-    return await (await _router()).request(channel, message, timeout)
+    router = _started_router() or await _router()
+    return await router.request(channel, message, timeout)
 
 
 async def select(module_type: str) -> Node:
     """The node a call to ``module_type`` (``Type`` or ``Type@node``) goes to; raises
     ServiceNotFound."""
     app = mqant_app.current() or await mqant_app.ensure_started()
-    return await app.select(module_type)
+    return app.select_now(module_type) or await app.select(module_type)
+
+
+def _select_now(module_type: str) -> Node | None:
+    """``select`` when the running app's snapshot of live nodes has the answer, without a
+    coroutine: what nearly every call finds. None sends the caller to ``select``."""
+    app = mqant_app.current()
+    return app.select_now(module_type) if app is not None else None
 
 
 async def nodes(module_type: str) -> list[Node]:
@@ -165,7 +195,7 @@ async def call(module_type: str, fn: str, *args: Any, timeout: float | None = No
     Raises ServiceNotFound, FunctionNotFound, DeadlineExceeded (after ``timeout`` seconds,
     default ``MQANT["RPC_TIMEOUT"]``) or RemoteError with the handler's error text.
     """
-    node = await select(module_type)
+    node = _select_now(module_type) or await select(module_type)
     return await call_node(node, fn, args, timeout=_timeout(timeout))
 
 
@@ -175,7 +205,7 @@ async def call_node(node: Node, fn: str, args: tuple[Any, ...], *, timeout: floa
     flight reach it, and the channel layer would turn them away."""
     if node.server is not None and (conf.get("RPC_LOCAL_SHORTCUT") or not node.server.accepting):
         try:
-            async with asyncio.timeout(timeout):
+            async with deadline(timeout):
                 return await node.server.invoke(fn, args)
         except TimeoutError:
             raise DeadlineExceeded() from None
@@ -185,7 +215,8 @@ async def call_node(node: Node, fn: str, args: tuple[Any, ...], *, timeout: floa
         "args": encode_args(args),
         "deadline": time.time() + timeout,
     }
-    return await request(node.channel, message, timeout=timeout)
+    router = _started_router() or await _router()
+    return await router.request(node.channel, message, timeout)
 
 
 async def call_nr(module_type: str, fn: str, *args: Any) -> None:
@@ -193,7 +224,7 @@ async def call_nr(module_type: str, fn: str, *args: Any) -> None:
 
     Raises ServiceNotFound when no node hosts the type; what happens afterwards is not reported.
     """
-    node = await select(module_type)
+    node = _select_now(module_type) or await select(module_type)
     await call_node_nr(node, fn, args)
 
 

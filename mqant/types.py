@@ -4,7 +4,8 @@ Event types are dotted (``gate.send``) and name the consumer method that handles
 (``gate_send``), as Channels does.
 """
 
-from typing import Any, Literal, NotRequired, TypedDict
+from collections.abc import Callable
+from typing import Any, Literal, NotRequired, Protocol, TypedDict
 
 
 class SessionState(TypedDict):
@@ -106,3 +107,25 @@ class GateCloseMessage(TypedDict):
 
     type: Literal["gate.close"]
     to: str
+
+
+class ListeningLayer(Protocol):
+    """A channel layer that hands a channel's messages to a callback as they are read,
+    instead of queueing them for ``receive`` (mqant.redis_layer's extension). mqant's
+    consumers that only dispatch use it when the configured layer has it."""
+
+    async def listen(self, channel: str, on_message: Callable[[dict[str, Any]], None]) -> None:
+        """Call ``on_message`` with each message on ``channel``, in order."""
+
+    async def unlisten(self, channel: str) -> None:
+        """Stop calling, and stop receiving ``channel``."""
+
+
+def listening(layer: Any) -> ListeningLayer | None:
+    """``layer`` if its class offers ListeningLayer, else None. The class is asked, not the
+    instance: channels-redis's layers answer any attribute through ``__getattr__``."""
+    cls = type(layer)
+    if callable(getattr(cls, "listen", None)) and callable(getattr(cls, "unlisten", None)):
+        listener: ListeningLayer = layer
+        return listener
+    return None

@@ -10,11 +10,15 @@ from mqant.session import Session
 from mqant.types import ReplyMessage
 
 _SESSION = "__mqant_session__"
+# Values that cross as they are: most of what an argument holds, checked before anything else.
+_PLAIN = frozenset({str, int, float, bool, bytes, type(None)})
 
 
 def encode_value(value: Any) -> Any:
     """``value`` with every Session in it replaced by its marked state (tuples become lists,
     as msgpack would make them)."""
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, Session):
         return {_SESSION: value.state()}
     if isinstance(value, list | tuple):
@@ -26,6 +30,8 @@ def encode_value(value: Any) -> Any:
 
 def decode_value(value: Any) -> Any:
     """The inverse of ``encode_value``."""
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, dict):
         if len(value) == 1 and _SESSION in value:
             return Session.from_state(value[_SESSION])
