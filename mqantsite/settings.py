@@ -8,8 +8,9 @@ Environment variables:
                         the REST API's throttles and login lockout count per client address
     REDIS_URL           runs over Redis: channels-redis carries RPC, session changes and
                         broadcasts between processes, and live module nodes are registered there
-    MQANT_REDIS_LAYER   with REDIS_URL, "pubsub" (RedisPubSubChannelLayer, the default) or
-                        "core" (RedisChannelLayer); bench/rpc.py measures both
+    MQANT_REDIS_LAYER   with REDIS_URL, "pubsub" (mqant.redis_layer, the default), "core"
+                        (RedisChannelLayer) or "channels-pubsub" (channels-redis's
+                        RedisPubSubChannelLayer); bench/rpc.py measures them
     MQANT_REDIS_PREFIX  with REDIS_URL, the prefix of every Redis key and channel (default
                         "mqant"): deployments sharing one Redis use different ones
     DATABASE_URL        a database URL (postgres://user:password@host:5432/name) instead of SQLite
@@ -141,7 +142,10 @@ REDIS_KEEPALIVE = {
 REDIS_MAX_CONNECTIONS = 1000
 REDIS_LAYERS = {
     "core": "channels_redis.core.RedisChannelLayer",
-    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    # channels-redis's pub/sub layer over leaner connections, same wire (mqant/redis_layer.py)
+    "pubsub": "mqant.redis_layer.RedisPubSubChannelLayer",
+    # channels-redis's own, for hosts the one above does not support (sentinels)
+    "channels-pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }
 
 
