@@ -7,7 +7,7 @@ PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast check format
+.PHONY: run test test-fast check format bench
 
 $(VENV)/.run-deps: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(VENV)/.run-deps: requirements.txt
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-deps: $(VENV)/.run-deps requirements-dev.txt
+$(VENV)/.dev-deps: $(VENV)/.run-deps requirements-dev.txt requirements-bench.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
@@ -31,6 +31,10 @@ test: check
 # The fast tests only: no server processes.
 test-fast: $(VENV)/.dev-deps
 	$(BIN)/python -m pytest -m "not e2e"
+
+# The load tool's full run (about 20 minutes): docs/bench/ and docs/benchmarks.md's tables.
+bench: $(VENV)/.dev-deps
+	$(BIN)/python -m bench --update-docs
 
 check: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
