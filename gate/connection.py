@@ -295,7 +295,7 @@ class MQTTConnection:
         """Bind the session to CONNECT's credentials; the CONNACK code refusing them, if any."""
         if not username:
             return NOT_AUTHORIZED if conf.get("CONNECT_AUTH") == "required" else None
-        user = await connect_user(username, password)
+        user = await connect_user(username, password, self.session.ip)
         if user is None:
             return BAD_USERNAME_OR_PASSWORD
         try:

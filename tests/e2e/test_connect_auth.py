@@ -88,3 +88,18 @@ def test_required_auth_refuses_anonymous(tmp_path):
         assert register_refused.next_packet() == ConnAck(5)
     finally:
         proc.stop()
+
+
+def test_guesses_at_connect_lock_the_user_out(server):
+    # The same lockout as Login/HD_Login and the REST login: 5 failures per user name.
+    register(server, "conn-guessed", "good-pass-987")
+    for n in range(5):
+        assert connect(server, "conn-guessed", f"guess-{n}").next_packet() == ConnAck(4)
+    assert connect(server, "conn-guessed", "good-pass-987").next_packet() == ConnAck(4)
+    reply = RawClient(server.tcp_port).request(
+        "Login/HD_Login/1", {"userName": "conn-guessed", "passWord": "good-pass-987"}
+    )
+    assert "Too many failed logins" in reply["Error"]
+    # Other users are not locked out.
+    register(server, "conn-unguessed", "good-pass-987")
+    assert connect(server, "conn-unguessed", "good-pass-987").next_packet() == ConnAck(0)
