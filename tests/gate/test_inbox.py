@@ -1,0 +1,88 @@
+"""The gate process's inbox on the in-memory layer: events reach the connection their
+address names, in order, and the process keeps its group memberships alive."""
+
+import asyncio
+from typing import Any
+
+import pytest
+from channels.layers import get_channel_layer
+
+from gate import inbox as inbox_module
+from gate.inbox import EventQueue, Inbox
+from mqant import owners
+
+
+class Recorder:
+    """Stands in for an MQTTConnection: records the events posted to it."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.queue = EventQueue(self.handle)
+        self.got = asyncio.Event()
+
+    def post_event(self, message: dict[str, Any]) -> None:
+        self.queue.post(message)
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        if message.get("wait"):
+            await asyncio.sleep(message["wait"])
+        self.events.append(message)
+        self.got.set()
+
+
+async def started_inbox() -> Inbox:
+    box = Inbox()
+    await box.started()
+    return box
+
+
+def stop(box: Inbox) -> None:
+    for task in box._tasks:
+        task.cancel()
+
+
+async def test_an_event_reaches_the_connection_its_address_names():
+    box = await started_inbox()
+    try:
+        first, second = Recorder(), Recorder()
+        box.register("a", first)  # type: ignore[arg-type]
+        box.register("b", second)  # type: ignore[arg-type]
+        process, key = owners.split(box.address("b"))
+        assert (process, key) == (box.channel, "b")
+        layer = get_channel_layer()
+        await layer.send(process, {"type": "gate.send", "to": "gone", "n": 0})  # dropped
+        await layer.send(process, {"type": "gate.send", "to": key, "n": 1})
+        async with asyncio.timeout(3):
+            await second.got.wait()
+        assert [e["n"] for e in second.events] == [1]
+        assert first.events == []
+    finally:
+        stop(box)
+
+
+async def test_a_connections_events_run_in_order_while_one_waits():
+    recorder = Recorder()
+    recorder.post_event({"n": 1, "wait": 0.05})
+    recorder.post_event({"n": 2})
+    recorder.post_event({"n": 3, "wait": 0.01})
+    async with asyncio.timeout(3):
+        while len(recorder.events) < 3:
+            await asyncio.sleep(0.01)
+    assert [e["n"] for e in recorder.events] == [1, 2, 3]
+    assert recorder.queue._task is None  # no task is left once the events are handled
+
+
+async def test_group_memberships_are_renewed(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(inbox_module, "GROUP_RENEW_SECONDS", 0.05)
+    box = await started_inbox()
+    try:
+        member = Recorder()
+        await box.add("mqant.group.renewed", member)  # type: ignore[arg-type]
+        layer = get_channel_layer()
+        joined = layer.groups["mqant.group.renewed"][box.channel]
+        await asyncio.sleep(0.2)
+        assert layer.groups["mqant.group.renewed"][box.channel] > joined
+        await box.discard("mqant.group.renewed", member)  # type: ignore[arg-type]
+        assert "mqant.group.renewed" not in layer.groups
+    finally:
+        stop(box)
