@@ -15,10 +15,10 @@ from channels.layers import get_channel_layer
 
 from gate import conf, router
 from gate.auth import connect_user
+from gate.calls import Calls
 from gate.heartbeat import start_heartbeat
 from gate.inbox import EventQueue, Inbox, inbox
 from gate.keeper import SessionKeeper
-from gate.limits import TokenBucket
 from gate.mqtt import (
     Connected,
     ConnectionRefused,
@@ -77,9 +77,7 @@ class MQTTConnection:
         self.transport = transport
         self.inbox = inbox
         self.protocol = ServerProtocol(max_packet_size=int(conf.get("MAX_PACKET_SIZE")))
-        self.max_in_flight = int(conf.get("MAX_CALLS_IN_FLIGHT"))
         self.max_outgoing = int(conf.get("MAX_OUTGOING_BYTES"))
-        self.bucket = TokenBucket(float(conf.get("MESSAGE_RATE")), int(conf.get("MESSAGE_BURST")))
         session_id = secrets.token_hex(8)
         self.session = Session(
             ip=ip,
@@ -90,21 +88,16 @@ class MQTTConnection:
         )
         self.keeper = SessionKeeper(self.session)
         self.closed = False
-        self._refused_in_a_row = 0
-        self._ordered: asyncio.Queue[tuple[str, bytes]] | None = (
-            asyncio.Queue() if conf.get("ORDERED_CALLS") else None
-        )
         self._outbox: bytearray | None = bytearray() if transport.may_block else None
         self._writer: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
         self._last_seen = self._loop.time()
-        self._calls: set[asyncio.Task[None]] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._accepted = False
         self._lost = False
         self._groups: set[str] = set()
         self._events: EventQueue | None = None
-        self._running_in_order = False
+        self.calls = Calls(self._call, self._refuse_call, self._close_soon)
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(
             float(conf.get("CONNECT_TIMEOUT")), self._check_connect
         )
@@ -144,7 +137,7 @@ class MQTTConnection:
     async def _handle(self, events: list[Event]) -> None:
         for event in events:  # accept() may append the packets held behind CONNECT
             if isinstance(event, MessageReceived):
-                self._start_call(event.topic, event.payload)
+                self.calls.start(event.topic, event.payload)
             elif isinstance(event, Connected):
                 events.extend(await self._on_connected(event))
             elif isinstance(event, ConnectionRefused):
@@ -165,7 +158,8 @@ class MQTTConnection:
         self.inbox.unregister(self.session.session_id)
         if self._events is not None:
             self._events.cancel()
-        for task in (*self._calls, *self._background):
+        self.calls.cancel()
+        for task in self._background:
             task.cancel()
         if self._writer is not None:
             self._writer.cancel()
@@ -304,48 +298,10 @@ class MQTTConnection:
             return NOT_AUTHORIZED
         return None
 
-    def _start_call(self, topic: str, payload: bytes) -> None:
-        if not self.bucket.admit():
-            self._refuse_call(topic, router.RATE_EXCEEDED)
-            self._refused_in_a_row += 1
-            if self._refused_in_a_row > self.bucket.burst:
-                self._close_soon("it kept sending past its message rate")
-            return
-        self._refused_in_a_row = 0
-        if self._ordered is None:
-            in_flight = len(self._calls)
-        else:  # queued, and the one running (the worker may not have taken the first yet)
-            in_flight = self._ordered.qsize() + self._running_in_order
-        if in_flight >= self.max_in_flight:
-            self._refuse_call(topic, router.WORK_QUEUE_FULL)
-            return
-        if self._ordered is not None:
-            self._ordered.put_nowait((topic, payload))
-            if not self._calls:
-                self._track(self._call_in_order())
-            return
-        self._track(self._call(topic, payload))
-
     def _refuse_call(self, topic: str, error: str) -> None:
         if router.wants_reply(topic):
             reply = router.envelope(secrets.token_hex(16), error, None)
             self.protocol.send_publish(topic, reply)
-
-    def _track(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._calls.add(task)
-        task.add_done_callback(self._calls.discard)
-
-    async def _call_in_order(self) -> None:
-        """With ORDERED_CALLS: one task runs the connection's calls one after another."""
-        assert self._ordered is not None
-        while not self._ordered.empty():
-            topic, payload = self._ordered.get_nowait()
-            self._running_in_order = True
-            try:
-                await self._call(topic, payload)
-            finally:
-                self._running_in_order = False
 
     async def _call(self, topic: str, payload: bytes) -> None:
         try:

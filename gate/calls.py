@@ -1,0 +1,76 @@
+"""A connection's calls: admitted against the message rate and the in-flight limit, then run
+concurrently (mqant's way) or one after another (``ORDERED_CALLS``), each in a task."""
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from gate import conf, router
+from gate.limits import TokenBucket
+
+Run = Callable[[str, bytes], Awaitable[None]]
+
+
+class Calls:
+    """The calls of one connection. ``run(topic, payload)`` makes a call; ``refuse(topic,
+    error)`` answers one that is not admitted; ``close(reason)`` ends a client that keeps
+    sending past its rate."""
+
+    def __init__(
+        self,
+        run: Run,
+        refuse: Callable[[str, str], None],
+        close: Callable[[str], None],
+    ) -> None:
+        self._run, self._refuse, self._close = run, refuse, close
+        self.max_in_flight = int(conf.get("MAX_CALLS_IN_FLIGHT"))
+        self.bucket = TokenBucket(float(conf.get("MESSAGE_RATE")), int(conf.get("MESSAGE_BURST")))
+        self._refused_in_a_row = 0
+        self._ordered: deque[tuple[str, bytes]] | None = (
+            deque() if conf.get("ORDERED_CALLS") else None
+        )
+        self._running_in_order = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, topic: str, payload: bytes) -> None:
+        """Admit a client's PUBLISH and start its call, or refuse it."""
+        if not self.bucket.admit():
+            self._refuse(topic, router.RATE_EXCEEDED)
+            self._refused_in_a_row += 1
+            if self._refused_in_a_row > self.bucket.burst:
+                self._close("it kept sending past its message rate")
+            return
+        self._refused_in_a_row = 0
+        if self._ordered is None:
+            in_flight = len(self._tasks)
+        else:  # queued, and the one running (the worker may not have taken the first yet)
+            in_flight = len(self._ordered) + self._running_in_order
+        if in_flight >= self.max_in_flight:
+            self._refuse(topic, router.WORK_QUEUE_FULL)
+            return
+        if self._ordered is not None:
+            self._ordered.append((topic, payload))
+            if not self._tasks:
+                self._track(self._run_in_order())
+            return
+        self._track(self._run(topic, payload))
+
+    def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    def _track(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_in_order(self) -> None:
+        """With ORDERED_CALLS: one task runs the connection's calls one after another."""
+        assert self._ordered is not None
+        while self._ordered:
+            topic, payload = self._ordered.popleft()
+            self._running_in_order = True
+            try:
+                await self._run(topic, payload)
+            finally:
+                self._running_in_order = False
