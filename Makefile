@@ -32,7 +32,7 @@ test: check
 test-fast: $(VENV)/.dev-deps
 	$(BIN)/python -m pytest -m "not e2e"
 
-# The load tool's full run (about 20 minutes): docs/bench/ and docs/benchmarks.md's tables.
+# The load tool's full run (about 15 minutes): docs/bench/ and docs/benchmarks.md's tables.
 bench: $(VENV)/.dev-deps
 	$(BIN)/python -m bench --update-docs
 
