@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from channels.layers import get_channel_layer
 
+from mqant.subscription import receive_forever
+
 if TYPE_CHECKING:
     from gate.connection import MQTTConnection
 
@@ -79,15 +81,8 @@ class Inbox:
         # prefix of its own would wait behind the others.
         self.channel = await self.layer.new_channel()
         self._ready.set()
-        while True:
-            try:
-                message = await self.layer.receive(self.channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("receiving gate events failed; receiving again in 1 s")
-                await asyncio.sleep(1)
-                continue
+        # Received one at a time, in order: a room's messages reach its members as sent.
+        async for message in receive_forever(self.layer, self.channel, "gate inbox"):
             if message.get("type") == "gate.fanout":
                 await self._fan_out(message)
                 continue

@@ -16,7 +16,6 @@ import functools
 import logging
 import secrets
 import time
-from collections.abc import Callable
 from typing import Any, cast
 
 from channels.layers import BaseChannelLayer, get_channel_layer
@@ -27,13 +26,13 @@ from mqant.errors import RemoteError, RPCError, ServiceNotFound
 from mqant.module import Module
 from mqant.registry import Node
 from mqant.server import ModuleServer, in_handler
-from mqant.types import CallMessage, ReplyMessage, listening
+from mqant.subscription import Subscription
+from mqant.types import CallMessage, ReplyMessage
 from mqant.wire import decode_args, empty_reply, encode_value
 
 logger = logging.getLogger(__name__)
 
 # Seconds a node waits before receiving again after the channel layer failed.
-RECEIVE_RETRY_DELAY = 0.5
 
 
 class App:
@@ -49,7 +48,7 @@ class App:
         self.draining = False
         self._closing = asyncio.Event()
         self._runs: set[asyncio.Task[Any]] = set()
-        self._serving: set[asyncio.Task[Any]] = set()
+        self._subscriptions: list[Subscription] = []
         self._calls: set[asyncio.Task[Any]] = set()
         self._layer: BaseChannelLayer | None = None
 
@@ -108,10 +107,11 @@ class App:
         await self._wait(self._in_flight(), deadline, "calls in flight")
         self._closing.set()
         await self._wait(set(self._runs), deadline, "run() to return")
-        await self._stop_listening()
-        for task in (*self._serving, *self._calls, *self._runs):
+        for subscription in self._subscriptions:
+            await self._quietly(subscription.stop(), "unsubscribing")
+        for task in (*self._calls, *self._runs):
             task.cancel()
-        await asyncio.gather(*self._serving, *self._calls, *self._runs, return_exceptions=True)
+        await asyncio.gather(*self._calls, *self._runs, return_exceptions=True)
         for module, server in reversed(self.modules):
             await server.stop()
             left = max(deadline - self.loop.time(), 0.0)
@@ -188,20 +188,11 @@ class App:
             logger.exception("stopping: %s failed", what)
 
     async def _start_serving(self, node: Node, server: ModuleServer) -> None:
-        """Serve the calls on the node's channel, each in its own task: handed over by the
-        layer as it reads them if it can (ListeningLayer), else received in a loop."""
+        """Serve the calls on the node's channel, each in its own task."""
         on_message = functools.partial(self._on_message, node, server, f"{node.node_id} call")
-        listener = listening(self._layer)
-        if listener is not None:
-            await listener.listen(node.channel, on_message)
-        else:
-            self._spawn(self._serve(node, on_message), f"{node.node_id} serve", self._serving)
-
-    async def _stop_listening(self) -> None:
-        listener = listening(self._layer)
-        if listener is not None:
-            for node in self._nodes:
-                await self._quietly(listener.unlisten(node.channel), "unlisten")
+        subscription = Subscription(self._layer, node.channel, on_message, f"{node.node_id} serve")
+        await subscription.start()
+        self._subscriptions.append(subscription)
 
     def _on_message(
         self, node: Node, server: ModuleServer, name: str, message: dict[str, Any]
@@ -209,18 +200,6 @@ class App:
         if message.get("type") == "mqant.call":
             call = cast(CallMessage, message)
             self._spawn(self._serve_one(node, server, call), name, self._calls)
-
-    async def _serve(self, node: Node, on_message: Callable[[dict[str, Any]], None]) -> None:
-        """Receive the node's messages from the channel layer, for ``on_message``."""
-        assert self._layer is not None
-        while True:
-            try:
-                message = await self._layer.receive(node.channel)
-            except Exception:
-                logger.exception("%s: receive failed; retrying", node.node_id)
-                await asyncio.sleep(RECEIVE_RETRY_DELAY)
-                continue
-            on_message(message)
 
     async def _serve_one(self, node: Node, server: ModuleServer, message: CallMessage) -> None:
         assert self._layer is not None

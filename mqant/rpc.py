@@ -4,10 +4,8 @@
 A node in this process is invoked directly with the same semantics (deadline, ordering,
 errors); others are reached on their channel through the channel layer.
 
-This process's reply channel is one per event loop. A layer that can hand a channel's
-messages to a callback (mqant.types.ListeningLayer: mqant.redis_layer) gives each reply to its
-caller as soon as it is read; with another, one task receives them, and a layer error (Redis
-restarting) is logged and the task receives again, since every later call depends on it.
+This process's reply channel is one per event loop, subscribed through mqant.subscription:
+every later call depends on it, so a layer error is logged and it receives again.
 """
 
 import asyncio
@@ -24,14 +22,14 @@ from mqant import app as mqant_app
 from mqant import conf
 from mqant.errors import DeadlineExceeded, RPCError, ServiceNotFound, error_from_wire
 from mqant.registry import Node
+from mqant.subscription import Subscription
 from mqant.timeouts import deadline
-from mqant.types import CallMessage, ListeningLayer, ReplyMessage, listening
+from mqant.types import CallMessage, ReplyMessage
 from mqant.wire import decode_value, encode_args
 
 logger = logging.getLogger(__name__)
 
 # Seconds between attempts to receive again after the channel layer failed.
-RECEIVE_RETRY_DELAY = 0.5
 
 
 class ReplyRouter:
@@ -47,19 +45,15 @@ class ReplyRouter:
         self.channel = ""
         self._pending: dict[str, asyncio.Future[ReplyMessage]] = {}
         self._ids = itertools.count()
-        self._task: asyncio.Task[None] | None = None
-        self._listening: ListeningLayer | None = None
+        self._subscription: Subscription | None = None
 
     async def start(self) -> None:
         # The layer's default prefix, as every channel of the process: RedisChannelLayer
         # receives all of a process's channels through one Redis key per prefix, one
         # blocking read at a time, so a second prefix waits seconds behind the first.
         self.channel = await self.layer.new_channel()
-        self._listening = listening(self.layer)
-        if self._listening is not None:  # replies straight from the connection
-            await self._listening.listen(self.channel, self._route)
-        else:
-            self._task = asyncio.create_task(self._receive_loop(), name="mqant reply router")
+        self._subscription = Subscription(self.layer, self.channel, self._route, "mqant replies")
+        await self._subscription.start()
 
     async def request(self, channel: str, message: dict[str, Any], timeout: float) -> Any:
         """Send ``message`` (plus ``id`` and ``reply_to``) to ``channel`` and return the reply's
@@ -85,21 +79,8 @@ class ReplyRouter:
 
     async def stop(self) -> None:
         """Stop receiving; callers still waiting reach their deadline."""
-        if self._listening is not None:
-            await self._listening.unlisten(self.channel)
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _receive_loop(self) -> None:
-        while True:
-            try:
-                reply = await self.layer.receive(self.channel)
-            except Exception:
-                logger.exception("reply channel %s: receive failed; retrying", self.channel)
-                await asyncio.sleep(RECEIVE_RETRY_DELAY)
-                continue
-            self._route(reply)
+        if self._subscription is not None:
+            await self._subscription.stop()
 
     def _route(self, message: dict[str, Any]) -> None:
         """A reply to its caller, if it still waits."""
