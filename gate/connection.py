@@ -314,6 +314,7 @@ class MQTTConnection:
     def _snapshot(self, topic: str) -> Session:
         """The copy of the session a handler receives."""
         s = self.session
+        ids = secrets.token_hex(24)  # trace and span: one read of the system's randomness
         return Session(
             ip=s.ip,
             network=s.network,
@@ -323,8 +324,8 @@ class MQTTConnection:
             user_id=s.user_id,
             settings=s.settings,
             topic=topic,
-            trace_id=secrets.token_hex(16),
-            span_id=secrets.token_hex(8),
+            trace_id=ids[:32],
+            span_id=ids[32:],
         )
 
     async def _flush(self) -> None:
