@@ -5,8 +5,9 @@ import os
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds the process has used so far."""
+def cpu_seconds(pid: int | str) -> float:
+    """User plus system CPU seconds the process (all its threads; ``"self"`` for this one) has
+    used so far."""
     with open(f"/proc/{pid}/stat") as f:
         stat = f.read()
     # Fields after the command name, which is in parentheses and may hold spaces.

@@ -38,6 +38,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.proc import cpu_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("inprocess", "memory", "core", "pubsub")
 REDIS_LAYERS = ("core", "pubsub", "channels-pubsub")
@@ -47,17 +49,6 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # The worker reads the CPU of these processes too (their pids, "" when there is none).
 MODULE_PID_ENV, REDIS_PID_ENV = "BENCH_MODULE_PID", "BENCH_REDIS_PID"
 WARMUP_SECONDS = 0.5
-
-
-def cpu_seconds(pid: int | str = "self") -> float:
-    """utime + stime of process ``pid`` (all its threads) in seconds; 0 when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    # The command name (field 2) may hold spaces and parentheses: count fields after it.
-    fields = stat.rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class CpuWindow:
@@ -77,7 +68,15 @@ class CpuWindow:
         self.used = {name: now[name] - self.start_s[name] for name in now}
 
     def _read(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) if pid else 0.0 for name, pid in self.pids.items()}
+        return {name: _cpu_seconds(pid) for name, pid in self.pids.items()}
+
+
+def _cpu_seconds(pid: str) -> float:
+    """0 for a process that is not there (or none, "")."""
+    try:
+        return cpu_seconds(pid) if pid else 0.0
+    except OSError:
+        return 0.0
 
 
 async def one_caller(stop_at: float, latencies: list[float]) -> int:
