@@ -252,6 +252,19 @@ class Room:
         elif self.received[seq] > self.members:
             self.duplicates += 1
 
+    async def settle(self, below: int, seconds: float) -> bool:
+        """Wait until fewer than ``below`` messages are on their way; False when they are
+        not within ``seconds`` (the rest is counted lost)."""
+        deadline = time.perf_counter() + seconds
+        while self.in_flight >= below:
+            self.complete.clear()
+            try:
+                async with asyncio.timeout(max(0.0, deadline - time.perf_counter())):
+                    await self.complete.wait()
+            except TimeoutError:
+                return False
+        return True
+
     def sending(self) -> int:
         seq = len(self.sent_at)
         self.sent_at.append(time.perf_counter())
@@ -298,36 +311,17 @@ async def fanout(
         cpu_before, own_before = cpu_seconds(endpoint.pid), own_cpu_seconds()
         started = time.perf_counter()
         end = started + seconds
-        stalled = False
-        while time.perf_counter() < end and not stalled:
-            while room.in_flight >= window:
-                room.complete.clear()
-                try:
-                    async with asyncio.timeout(STALL_SECONDS):
-                        await room.complete.wait()
-                except TimeoutError:
-                    stalled = True
-                    break
-            if stalled:
-                break
+        assert speaker.client is not None
+        while time.perf_counter() < end and await room.settle(window, STALL_SECONDS):
             seq = room.sending()
             content = f"seq={seq};"
             if product:
-                assert speaker.client is not None
                 body = {"roomName": name, "content": content}
                 speaker.client.publish(f"Chat/HD_Say/{seq}", json.dumps(body).encode())
             else:
-                assert speaker.client is not None
                 speaker.client.publish(f"room/{name}", content.encode())
             await asyncio.sleep(0)
-        drain_until = time.perf_counter() + STALL_SECONDS
-        while room.in_flight > 0 and time.perf_counter() < drain_until:
-            room.complete.clear()
-            try:
-                async with asyncio.timeout(max(0.0, drain_until - time.perf_counter())):
-                    await room.complete.wait()
-            except TimeoutError:
-                break
+        await room.settle(1, STALL_SECONDS)  # the room drains
         cpu = cpu_seconds(endpoint.pid) - cpu_before
         own_cpu = own_cpu_seconds() - own_before
     finally:
