@@ -17,7 +17,8 @@ from gate import conf, router
 from gate.auth import connect_user
 from gate.calls import Calls
 from gate.heartbeat import start_heartbeat
-from gate.inbox import EventQueue, Inbox, inbox
+from gate.inbox import Inbox, inbox
+from gate.inorder import InOrder
 from gate.keeper import SessionKeeper
 from gate.mqtt import (
     Connected,
@@ -96,7 +97,7 @@ class MQTTConnection:
         self._accepted = False
         self._lost = False
         self._groups: set[str] = set()
-        self._events: EventQueue | None = None
+        self._events: InOrder | None = None
         self.calls = Calls(self._call, self._refuse_call, self._close_soon)
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(
             float(conf.get("CONNECT_TIMEOUT")), self._check_connect
@@ -238,8 +239,8 @@ class MQTTConnection:
     def post_event(self, message: dict[str, Any]) -> None:
         """An event from another process (through the inbox): handled after those before it."""
         if self._events is None:
-            self._events = EventQueue(self.handle_event)
-        self._events.post(message)
+            self._events = InOrder(lambda: f"{self!r}: an event")
+        self._events.add(lambda: self.handle_event(message))
 
     async def handle_event(self, message: dict[str, Any]) -> None:
         """A channel-layer event addressed to this connection (mqant.types)."""

@@ -10,7 +10,6 @@ once, and each hands the message to its own member connections.
 
 import asyncio
 import logging
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from channels.layers import get_channel_layer
@@ -120,38 +119,3 @@ def inbox() -> Inbox:
             del _inboxes[old]
         current = _inboxes[loop] = Inbox()
     return current
-
-
-class EventQueue:
-    """A connection's events from other processes, handled in order, off the inbox's loop
-    (a session change may wait for the database). The task exists only while events wait."""
-
-    __slots__ = ("_events", "_handler", "_task")
-
-    def __init__(self, handler: Any) -> None:
-        self._handler = handler
-        self._events: deque[dict[str, Any]] | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    def post(self, message: dict[str, Any]) -> None:
-        if self._events is None:
-            self._events = deque()
-        self._events.append(message)
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-
-    def cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _run(self) -> None:
-        try:
-            while self._events:
-                message = self._events.popleft()
-                try:
-                    await self._handler(message)
-                except Exception:
-                    logger.exception("event %r failed", message.get("type"))
-        finally:
-            self._task = None
-            self._events = None

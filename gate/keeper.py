@@ -4,10 +4,10 @@ connection events. One task per connection runs these in order."""
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from gate.inorder import InOrder
 from mqant import RemoteError, Session, conf, owners
 from mqant import events as mqant_events
 from mqant.storage import Presence, StorageHandler, presence, storage_handler
@@ -25,9 +25,7 @@ class SessionKeeper:
         self.storage: StorageHandler | None = storage_handler()
         self.presence: Presence | None = presence()
         self.heartbeat_every = float(conf.get("STORAGE_HEARTBEAT"))
-        # Made on demand and dropped when drained: an idle connection holds no queue.
-        self._queue: deque[tuple[Callable[[], Awaitable[Any]], asyncio.Future[None]]] | None = None
-        self._worker: asyncio.Task[None] | None = None
+        self._work = InOrder(lambda: f"session {self.session}: storage or presence", _workers)
         self._last_beat = asyncio.get_running_loop().time()
 
     # Called by the connection
@@ -109,30 +107,7 @@ class SessionKeeper:
     # Internals
 
     def _later(self, job: Callable[[], Awaitable[Any]]) -> "asyncio.Future[None]":
-        """Queue ``job`` behind the others; the future is done when it has run."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._queue is None:
-            self._queue = deque()
-        self._queue.append((job, done))
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._run())
-            _workers.add(self._worker)
-            self._worker.add_done_callback(_workers.discard)
-        return done
-
-    async def _run(self) -> None:
-        try:
-            while self._queue:
-                job, done = self._queue.popleft()
-                try:
-                    await job()
-                except Exception:
-                    logger.exception("session %s: storage or presence failed", self.session)
-                if not done.done():
-                    done.set_result(None)
-        finally:
-            self._worker = None
-            self._queue = None
+        return self._work.add(job)
 
 
 # The workers outlive their connections (the last job reports the close): keep them referenced.

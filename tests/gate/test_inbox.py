@@ -8,7 +8,8 @@ import pytest
 from channels.layers import get_channel_layer
 
 from gate import inbox as inbox_module
-from gate.inbox import EventQueue, Inbox
+from gate.inbox import Inbox
+from gate.inorder import InOrder
 from mqant import owners
 
 
@@ -17,11 +18,11 @@ class Recorder:
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
-        self.queue = EventQueue(self.handle)
+        self.queue = InOrder(lambda: "recorder")
         self.got = asyncio.Event()
 
     def post_event(self, message: dict[str, Any]) -> None:
-        self.queue.post(message)
+        self.queue.add(lambda: self.handle(message))
 
     async def handle(self, message: dict[str, Any]) -> None:
         if message.get("wait"):
