@@ -27,7 +27,6 @@ from typing import Any
 from tqdm import tqdm
 
 from bench import report, scenarios
-from bench.scenarios import Endpoint
 from bench.servers import Server, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,19 +83,6 @@ def served(target: str, asgi: str | None) -> Iterator[Server]:
         server.stop()
 
 
-def endpoints(server: Server, transports: tuple[str, ...]) -> list[Endpoint]:
-    found = []
-    for transport in transports:
-        if transport == "ws":
-            assert server.ws_url is not None
-            port = int(server.ws_url.split(":")[2].split("/")[0])
-        else:
-            assert server.tcp_addr is not None
-            port = server.tcp_addr[1]
-        found.append(Endpoint(server.target, server.asgi, transport, port, server.pid))
-    return found
-
-
 def run_scenario(
     name: str, plan: Plan, bar: Callable[[str], None], tick: Callable[[], None]
 ) -> list[dict[str, Any]]:
@@ -105,14 +91,14 @@ def run_scenario(
         if name == "idle":
             # A fresh server for each transport: RSS is measured from its start.
             with served(target, asgi) as server:
-                for endpoint in endpoints(server, transports):
+                for endpoint in map(server.endpoint, transports):
                     for count in plan.idle_connections:
                         bar(f"idle {endpoint.label} {count}")
                         records.append(asyncio.run(scenarios.idle(endpoint, count)))
                         tick()
             continue
         with served(target, asgi) as server:
-            for endpoint in endpoints(server, transports):
+            for endpoint in map(server.endpoint, transports):
                 if name == "rr":
                     for clients in plan.rr_clients:
                         bar(f"rr {endpoint.label} {clients}")

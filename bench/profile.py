@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 from bench import scenarios
-from bench.scenarios import Endpoint
 from bench.servers import start_server
 
 
@@ -64,11 +63,7 @@ def main() -> None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     server = start_server(args.target, args.asgi)
     try:
-        port = server.tcp_addr[1] if args.transport == "tcp" and server.tcp_addr else 0
-        if args.transport == "ws":
-            assert server.ws_url is not None
-            port = int(server.ws_url.split(":")[2].split("/")[0])
-        endpoint = Endpoint(server.target, server.asgi, args.transport, port, server.pid)
+        endpoint = server.endpoint(args.transport)
         collapsed = Path(tempfile.mkdtemp()) / "profile.txt"
         command = [
             spy, "record", "--pid", str(server.pid), "--format", "raw", "--rate", "250",

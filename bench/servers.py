@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from bench.proc import cpu_seconds, rss_bytes
+from bench.scenarios import Endpoint
 
 __all__ = ["Server", "cpu_seconds", "free_port", "rss_bytes", "start_server"]
 
@@ -45,12 +46,23 @@ class Server:
     name: str
     target: str
     asgi: str | None
-    ws_url: str | None
+    ws_port: int | None  # the ASGI server's port (None for mosquitto)
     tcp_addr: tuple[str, int] | None
     pid: int
     log_path: Path
     process: subprocess.Popen[bytes] = field(repr=False)
     scratch: Path = field(repr=False)  # removed on stop: the database, mosquitto.conf
+
+    @property
+    def ws_url(self) -> str | None:
+        return None if self.ws_port is None else f"ws://127.0.0.1:{self.ws_port}/mqtt"
+
+    def endpoint(self, transport: str) -> Endpoint:
+        """How the load tool reaches this server over ``transport`` ("ws" or "tcp")."""
+        port = self.ws_port if transport == "ws" else self.tcp_addr and self.tcp_addr[1]
+        if port is None:
+            raise ValueError(f"{self.name} has no {transport} endpoint")
+        return Endpoint(self.target, self.asgi, transport, port, self.pid)
 
     def stop(self) -> None:
         """Terminate the process (kill it after 10 s) and remove its temporary files."""
@@ -227,7 +239,7 @@ def _spawn(
         name=name,
         target=name.split("/")[0],
         asgi=asgi,
-        ws_url=f"ws://127.0.0.1:{port}/mqtt" if port is not None else None,
+        ws_port=port,
         tcp_addr=tcp_addr,
         pid=process.pid,
         log_path=log_path,
