@@ -1,9 +1,9 @@
 """Account endpoints: parse the request, call ``api.services``, shape the reply.
 
 API clients authenticate with a token (``Authorization: Token <key>``), the chat page with
-Django's session and its CSRF token. Register and login are throttled per address (DRF's
-``ScopedRateThrottle``, scopes ``register`` and ``login``) and logins are refused for a while
-after repeated failures (``login.lockout``).
+Django's session and its CSRF token. Register and login go through mqant's account policy
+(``mqant.accounts``): per-address budgets, a lockout after repeated failures, password
+hashing on a pool of its own.
 
 The chat's endpoints (rooms, history, handler calls, staff actions) are in ``api.chat_views``.
 """
@@ -20,7 +20,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from api import services
@@ -30,8 +30,7 @@ from api.serializers import (
     LoggedInSerializer,
     UserSerializer,
 )
-from login import lockout
-from login.services import LoginError
+from mqant import accounts
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -42,8 +41,29 @@ LOCKED_OUT = "Too many failed logins for this user name or from this address."
 REFUSALS = {
     403: OpenApiResponse(ErrorSerializer, description="CSRF check failed (browser requests)"),
     429: OpenApiResponse(ErrorSerializer, description="Throttled or locked out; see Retry-After"),
+    503: OpenApiResponse(ErrorSerializer, description="Too many logins waiting; try again"),
 }
 NOT_LOGGED_IN = {401: OpenApiResponse(ErrorSerializer, description="No valid token or session")}
+
+
+class Busy(exceptions.APIException):
+    """Too many password checks are waiting; try again in a moment."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The server is busy; try again in a moment."
+    default_code = "busy"
+
+
+def refusal(err: accounts.Refused) -> exceptions.APIException:
+    """The HTTP answer to a refusal of the account policy; wrong credentials of any kind
+    get one text."""
+    if isinstance(err, accounts.LockedOut):
+        return exceptions.Throttled(wait=err.retry_after, detail=LOCKED_OUT)
+    if isinstance(err, accounts.Throttled):
+        return exceptions.Throttled(wait=err.retry_after, detail=str(err))
+    if isinstance(err, accounts.Busy):
+        return Busy()
+    return LoginFailed()
 
 
 class LoginFailed(exceptions.APIException):
@@ -65,7 +85,7 @@ def enforce_browser_csrf(request: Request) -> None:
 
 def logged_in(request: Request, user: "User") -> dict[str, Any]:
     """Log the browser session in and return the LoggedInSerializer data."""
-    # user_login checks the password itself, so no backend has tagged the user: name the
+    # mqant.accounts checks the password itself, so no backend has tagged the user: name the
     # first configured one, as Django does when there is only one.
     login(request._request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
     return LoggedInSerializer({"token": services.token_issue(user=user), "user": user}).data
@@ -83,8 +103,6 @@ class RegisterView(APIView):
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
-    throttle_classes = (ScopedRateThrottle,)
-    throttle_scope = "register"
 
     @extend_schema(
         operation_id="auth_register",
@@ -99,9 +117,15 @@ class RegisterView(APIView):
         enforce_browser_csrf(request)
         data = credentials(request)
         try:
-            user = services.user_register(username=data["username"], password=data["password"])
+            user = services.user_register(
+                username=data["username"],
+                password=data["password"],
+                client_ip=BaseThrottle().get_ident(request),
+            )
         except DjangoValidationError as err:
             raise exceptions.ValidationError(err.message_dict) from err
+        except accounts.Refused as err:
+            raise refusal(err) from err
         return Response(logged_in(request, user), status=status.HTTP_201_CREATED)
 
 
@@ -110,8 +134,6 @@ class LoginView(APIView):
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
-    throttle_classes = (ScopedRateThrottle,)
-    throttle_scope = "login"
 
     @extend_schema(
         operation_id="auth_login",
@@ -131,10 +153,8 @@ class LoginView(APIView):
                 password=data["password"],
                 client_ip=BaseThrottle().get_ident(request),
             )
-        except lockout.LockedOut as err:
-            raise exceptions.Throttled(wait=err.retry_after, detail=LOCKED_OUT) from err
-        except LoginError as err:
-            raise LoginFailed from err
+        except accounts.Refused as err:
+            raise refusal(err) from err
         return Response(logged_in(request, user))
 
 

@@ -1,56 +1,43 @@
 """Credentials at CONNECT: an MQTT user name with its Django password, or with a REST API
 token as the password, binds the session when the connection opens.
 
-Guesses count against the same lockout as ``Login/HD_Login`` and the REST login
-(login.lockout): per user name and per client address, so CONNECT is no way around it. A
-locked-out user name or address is refused like wrong credentials (CONNACK 4).
+A password goes through the account policy (mqant.accounts) like every other way in: the
+per-address login budget, the lockout per user name and per address, the hash pool. A
+refusal is CONNACK 4 (bad user name or password) when the credentials are to blame, 3
+(server unavailable) when the address spent its budget or the server is busy.
 """
 
-import logging
-
 from channels.db import database_sync_to_async
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
-from login import lockout
-
-logger = logging.getLogger(__name__)
-
-
-def _check(username: str, password: str, ip: str) -> str | None:
-    try:
-        lockout.check(username=username, ip=ip)
-    except lockout.LockedOut as err:
-        logger.info("CONNECT as %r from %s refused: %s", username, ip, err)
-        return None
-    user = _authenticate(username, password)
-    if user is None:
-        lockout.record_failure(username=username, ip=ip)
-    else:
-        lockout.record_success(username=username)
-    return user
+from gate.mqtt.packets import BAD_USERNAME_OR_PASSWORD, SERVER_UNAVAILABLE
+from mqant import accounts
 
 
-def _authenticate(username: str, password: str) -> str | None:
-    user = authenticate(username=username, password=password)
-    if user is not None and user.is_active:
-        return str(user.get_username())
+def _token_user(username: str, key: str) -> str | None:
+    """The user name whose REST token ``key`` is, if it is ``username``'s and active."""
     field = get_user_model().USERNAME_FIELD
-    token = (
-        Token.objects.select_related("user")
-        .filter(key=password, **{f"user__{field}": username})
-        .first()
-    )
-    if token is not None and token.user.is_active:
-        return str(token.user.get_username())
+    token = Token.objects.select_related("user").filter(key=key, **{f"user__{field}": username})
+    found = token.first()
+    if found is not None and found.user.is_active:
+        return str(found.user.get_username())
     return None
 
 
-async def connect_user(username: str, password: bytes | None, ip: str) -> str | None:
-    """The user these CONNECT credentials name, or None when they are wrong (or the user
-    name or the address ``ip`` is locked out)."""
+async def connect_user(username: str, password: bytes | None, ip: str) -> str | int:
+    """The user these CONNECT credentials name, or the CONNACK code that refuses them."""
     if not password:
-        return None
+        return BAD_USERNAME_OR_PASSWORD
     text = password.decode("utf-8", "replace")
-    user: str | None = await database_sync_to_async(_check)(username, text, ip)
-    return user
+    if len(text) == 40:  # DRF's token length: a lookup by key, no hash to compute
+        user: str | None = await database_sync_to_async(_token_user)(username, text)
+        if user is not None:
+            return user
+    try:
+        found = await accounts.login(username=username, password=text, ip=ip)
+    except (accounts.Throttled, accounts.Busy):
+        return SERVER_UNAVAILABLE
+    except accounts.Refused:
+        return BAD_USERNAME_OR_PASSWORD
+    return str(found.get_username())

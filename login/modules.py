@@ -4,16 +4,15 @@ reaches it)."""
 
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from login import services
-from login.lockout import LockedOut
-from mqant import HandlerError, Module, Session, register_module
+from mqant import NO_CONNECTION, HandlerError, Module, Session, accounts, register_module
 
 
 @register_module
 class Login(Module):
-    """Settings: ``AutoRegister`` (default True) registers unknown user names.
+    """Settings: ``AutoRegister`` (default True) registers unknown user names, as mqant's
+    clients expect, through the same policy as the REST register (mqant.accounts: the name's
+    validator, Django's password validators, the per-address budget).
 
     Each node counts the users logged in through it until their connection closes; a module
     that wants everyone asks every Login node (see Chat).
@@ -36,14 +35,18 @@ class Login(Module):
         username, password = msg.get("userName"), msg.get("passWord")
         if not isinstance(username, str) or not isinstance(password, str) or not username:
             raise HandlerError("userName or passWord cannot be nil")
+        if not session.channel:
+            # Over HTTP (/api/call) there is no connection to bind: say so before any
+            # password is checked, so that this is no way to test passwords.
+            raise HandlerError(NO_CONNECTION)
         try:
-            user = await database_sync_to_async(services.user_login_limited)(
+            user = await accounts.login(
                 username=username,
                 password=password,
-                auto_register=self.auto_register,
                 ip=session.ip,
+                auto_register=self.auto_register,
             )
-        except (services.LoginError, LockedOut) as err:
+        except accounts.Refused as err:
             raise HandlerError(str(err)) from err
         await session.bind(user.get_username())
         self.online.logged_in(session_id=session.session_id, user_id=session.user_id)
@@ -53,9 +56,9 @@ class Login(Module):
         """``Login/HD_Logout``: forget the user's stored session and make this one a guest."""
         if session.is_guest():
             raise HandlerError("Not Logined")
-        user_id = session.user_id
-        await session.logout()
-        self.online.session_closed(session_id=session.session_id)
+        user_id, session_id = session.user_id, session.session_id
+        await session.logout()  # the session ends: the connection goes on under a new id
+        self.online.session_closed(session_id=session_id)
         return f"logout success {user_id}"
 
     async def online_count(self) -> int:

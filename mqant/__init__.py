@@ -13,11 +13,13 @@ from mqant.errors import (
     ServiceNotFound,
 )
 from mqant.module import Module
+from mqant.owners import NO_CONNECTION
 from mqant.registry import register_module
 from mqant.rpc import call, call_nr, nodes
 from mqant.session import Session
 
 __all__ = [
+    "NO_CONNECTION",
     "DeadlineExceeded",
     "FunctionNotFound",
     "HandlerError",

@@ -43,6 +43,19 @@ DEFAULTS: dict[str, Any] = {
     # A user who logs in while already connected: "keep" both connections, "kick" the
     # older ones, or "refuse" the new login.
     "SINGLE_SESSION": "keep",
+    # Per client address, for every way in (REST, Login/HD_Login, CONNECT, the admin): login
+    # attempts and accounts created, as [count, per seconds] (mqant.accounts.budgets).
+    "LOGIN_RATE_PER_ADDRESS": [30, 60],
+    "REGISTER_RATE_PER_ADDRESS": [10, 3600],
+    # Threads that hash passwords, and hashes that may wait for one, in all and per client
+    # address (served in turn); past that a login is refused at once ("The server is busy")
+    # instead of waiting (mqant.accounts.hashing).
+    "PASSWORD_HASH_THREADS": 2,
+    "PASSWORD_HASH_QUEUE": 32,
+    "PASSWORD_HASH_QUEUE_PER_ADDRESS": 4,
+    # Bytes an HTTP request's body may hold (mqant.asgi.BodyLimit); a larger one is refused
+    # (413) before Django spools it to disk.
+    "MAX_HTTP_BODY": 4 * 1024 * 1024,
     # A dotted path to a function (session) -> bool that says who is a guest; None: a
     # session is a guest until it is bound to a user (mqant's rule).
     "GUEST_RULE": None,

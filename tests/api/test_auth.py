@@ -8,10 +8,10 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
-from rest_framework.settings import api_settings
 from rest_framework.test import APIClient
 
-from login.services import user_login
+from mqant import accounts
+from mqant import conf as mqant_conf
 
 pytestmark = pytest.mark.django_db
 
@@ -33,9 +33,10 @@ def make_user(username: str, password: str = PASSWORD, **extra):
     return get_user_model().objects.create_user(username=username, password=password, **extra)
 
 
-def rate(scope: str) -> int:
-    """How many requests the configured throttle rate allows before refusing."""
-    return int(str(api_settings.DEFAULT_THROTTLE_RATES[scope]).split("/")[0])
+def rate(budget: str) -> int:
+    """How many attempts an address's budget allows before refusing (mqant.accounts)."""
+    setting = {"login": "LOGIN_RATE_PER_ADDRESS", "register": "REGISTER_RATE_PER_ADDRESS"}
+    return int(mqant_conf.get(setting[budget])[0])
 
 
 def token_client(token: str) -> APIClient:
@@ -121,8 +122,9 @@ def test_login_returns_the_users_token_and_logs_the_session_in(api, name):
 
 
 def test_login_works_for_a_user_registered_over_mqtt(api, name):
-    user_login(username=name, password="mqtt-pass", auto_register=True)  # HD_Login's path
-    response = api.post(LOGIN, {"username": name, "password": "mqtt-pass"}, format="json")
+    # HD_Login's path
+    accounts.login_sync(username=name, password="mqtt-pass-4417", ip="", auto_register=True)
+    response = api.post(LOGIN, {"username": name, "password": "mqtt-pass-4417"}, format="json")
     assert response.status_code == 200
 
 

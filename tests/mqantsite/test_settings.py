@@ -66,9 +66,9 @@ def test_database_url_migrates_and_runs_the_orm_on_postgresql(postgres_url, tmp_
     script = textwrap.dedent(
         """
         from django.db import connection
-        from login.services import user_login
-        user_login(username="pg-user", password="pw-1", auto_register=True)
-        user = user_login(username="pg-user", password="pw-1", auto_register=True)
+        from mqant.accounts import login_sync
+        login_sync(username="pg-user", password="pg-pass-4417", ip="", auto_register=True)
+        user = login_sync(username="pg-user", password="pg-pass-4417", ip="")
         print(connection.vendor, connection.settings_dict["NAME"], user.get_username())
         """
     )
