@@ -20,9 +20,10 @@ $(VENV)/.dev-deps: $(VENV)/.run-deps requirements-dev.txt requirements-bench.txt
 	touch $@
 
 # Serve everything on one process: the MQTT gate at ws://$(HOST):$(PORT)/mqtt, the admin.
+# Development mode (DEBUG on, the development key) on this machine; README: "Deploying".
 run: $(VENV)/.run-deps
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/daphne -b $(HOST) -p $(PORT) mqantsite.asgi:application
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/daphne -b $(HOST) -p $(PORT) mqantsite.asgi:application
 
 # Lint, types, import layering, then every test (the slow end-to-end ones included).
 test: check

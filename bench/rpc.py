@@ -158,6 +158,7 @@ def environment(layer: str, redis_url: str, workdir: Path) -> dict[str, str]:
     for name in ("REDIS_URL", "MQANT_CONFIG", "MQANT_PROCESS_ID", "MQANT_SETTINGS"):
         env.pop(name, None)
     env["SQLITE_PATH"] = str(workdir / "db.sqlite3")
+    env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))  # a serving process needs one
     env[MODULE_PID_ENV] = env[REDIS_PID_ENV] = ""
     if layer == "memory":
         env["MQANT_SETTINGS"] = json.dumps({"RPC_LOCAL_SHORTCUT": False})

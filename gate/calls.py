@@ -35,9 +35,11 @@ class Calls:
     def start(self, topic: str, payload: bytes) -> None:
         """Admit a client's PUBLISH and start its call, or refuse it."""
         if not self.bucket.admit():
-            self._refuse(topic, router.RATE_EXCEEDED)
             self._refused_in_a_row += 1
-            if self._refused_in_a_row > self.bucket.burst:
+            past = self._refused_in_a_row - self.bucket.burst
+            if past <= 1:
+                self._refuse(topic, router.RATE_EXCEEDED)
+            if past == 1:  # once: what it sends while it is being closed is dropped
                 self._close("it kept sending past its message rate")
             return
         self._refused_in_a_row = 0

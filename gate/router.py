@@ -9,7 +9,7 @@ import json
 import logging
 from typing import Any
 
-from mqant import RPCError, Session, rpc
+from mqant import RPCError, Session, jsontext, rpc
 
 logger = logging.getLogger(__name__)
 
@@ -41,17 +41,12 @@ def wants_reply(topic: str) -> bool:
 def decode_payload(payload: bytes) -> dict[str, Any] | bytes:
     """A JSON object when the payload looks like one (``{...}``), else the bytes as they are.
 
-    Raises ValueError when it looks like an object but is not one.
+    Raises ValueError when it looks like an object but is not one (mqant.jsontext: lone
+    surrogates and JSON bombs included).
     """
     if payload[:1] != b"{" or payload[-1:] != b"}":
         return payload
-    try:
-        msg = json.loads(payload)  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-    except RecursionError:  # nesting deeper than the interpreter's stack: a JSON bomb
-        raise ValueError("JSON nested too deeply") from None
-    if not isinstance(msg, dict):
-        raise ValueError("not a JSON object")
-    return msg
+    return jsontext.loads_object(payload)
 
 
 async def route(session: Session, topic: str, payload: bytes) -> bytes | None:

@@ -15,6 +15,8 @@ from typing import Any
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 
 from mqant import app as mqant_app
+from mqant import conf
+from mqant.security import refuse_insecure_start
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,7 @@ class MqantApplication:
     def __init__(
         self, inner: Any, *, on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = ()
     ) -> None:
+        refuse_insecure_start()  # before daphne or uvicorn listens
         self.inner = inner
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
@@ -83,6 +86,51 @@ class MqantApplication:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+class BodyLimit:
+    """An HTTP application whose requests carry at most ``MQANT["MAX_HTTP_BODY"]`` bytes.
+
+    Django's ASGI handler reads a whole body before the view runs, into a temporary file once
+    it passes FILE_UPLOAD_MAX_MEMORY_SIZE, with no limit: an endless body would fill the
+    disk. A declared Content-Length over the limit is answered 413 at once; a body that
+    streams past it (chunked) ends as if the client had left.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(
+        self, scope: dict[str, Any], receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        limit = int(conf.get("MAX_HTTP_BODY"))
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > limit:
+            await _refuse_body(send, limit)
+            return
+        received = 0
+
+        async def bounded() -> Any:
+            nonlocal received
+            message: Any = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                return {"type": "http.disconnect"}
+            return message
+
+        await self.inner(scope, bounded, send)
+
+
+async def _refuse_body(send: ASGISendCallable, limit: int) -> None:
+    text = f"Request body larger than {limit} bytes\n".encode()
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())]
+    await send(
+        {"type": "http.response.start", "status": 413, "headers": headers, "trailers": False}
+    )
+    await send({"type": "http.response.body", "body": text, "more_body": False})
 
 
 def _log_failure(task: "asyncio.Task[None]") -> None:

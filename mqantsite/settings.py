@@ -1,9 +1,16 @@
 """Settings for the mqant site: one process, SQLite and the in-memory channel layer by default.
 
 Environment variables:
-    DJANGO_SECRET_KEY   the secret key (a development key is used when unset)
-    DJANGO_DEBUG        "1" for debug mode (default "1" outside production)
+    DJANGO_SECRET_KEY   the secret key: required to serve unless DJANGO_DEBUG=1 (a public
+                        development key is used when unset, which the server refuses)
+    DJANGO_DEBUG        "1" for debug mode, for development only (default off); `make run`
+                        turns it on
     DJANGO_ALLOWED_HOSTS comma-separated host names (default: loopback names)
+    DJANGO_HTTPS        "1" when clients reach the site over HTTPS only (TLS here or in a
+                        proxy in front): secure cookies, HSTS, redirects from plain HTTP
+    DJANGO_HSTS_SECONDS with DJANGO_HTTPS, the HSTS max-age (default a year)
+    DJANGO_CSRF_TRUSTED_ORIGINS comma-separated origins (https://chat.example.com) trusted for
+                        unsafe requests, when a proxy changes the host the browser used
     DJANGO_NUM_PROXIES  proxies in front of this process that set X-Forwarded-For (default 0):
                         the REST API's throttles and login lockout count per client address
     REDIS_URL           runs over Redis: channels-redis carries RPC, session changes and
@@ -32,11 +39,27 @@ import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-SECRET_KEY = os.environ.get(
-    "DJANGO_SECRET_KEY", "django-insecure-development-key-change-me-in-production"
-)
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+# Public, so never a production key: mqant.security refuses to serve with it unless DEBUG is on.
+DEVELOPMENT_SECRET_KEY = "django-insecure-development-key-change-me-in-production"  # noqa: S105
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or DEVELOPMENT_SECRET_KEY
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
+CSRF_TRUSTED_ORIGINS = [
+    origin for origin in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if origin
+]
+
+# Error pages and reports mask credentials wherever they appear in a setting (the database
+# and Redis URLs, in CACHES, CHANNEL_LAYERS and MQANT too), not only under secret-looking names.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "mqant.security.CredentialMaskingFilter"
+X_FRAME_OPTIONS = "DENY"
+if os.environ.get("DJANGO_HTTPS", "0") == "1":
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = True
+    if int(os.environ.get("DJANGO_NUM_PROXIES", "0")):
+        # TLS ends at the proxy, which says so in X-Forwarded-Proto.
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "daphne",
@@ -190,6 +213,13 @@ else:
         }
     }
 
+# Every password check (the admin's login form included) through mqant's account policy:
+# per-address budgets, the lockout, hashing on a pool of its own (mqant/accounts/).
+AUTHENTICATION_BACKENDS = ["mqant.accounts.backends.AccountPolicyBackend"]
+# Proxies in front of this process that set X-Forwarded-For: the client address that
+# budgets, lockouts and throttles count is the one the outermost proxy saw.
+NUM_PROXIES = int(os.environ.get("DJANGO_NUM_PROXIES", "0"))
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -205,11 +235,17 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    # Per client address (per user once logged in), for the views that name the scope.
-    "DEFAULT_THROTTLE_RATES": {"login": "20/min", "register": "10/hour"},
+    # Every malformed JSON body a 400 (DRF's own parser let a RecursionError through).
+    "DEFAULT_PARSER_CLASSES": [
+        "api.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # Logins and registrations are limited per address by mqant.accounts (one budget for
+    # every way in: mqant.conf's LOGIN_RATE_PER_ADDRESS and REGISTER_RATE_PER_ADDRESS).
     # The client address is REMOTE_ADDR: with None, DRF would trust any X-Forwarded-For, so a
     # client could pick its own address. Behind proxies, set the number of them.
-    "NUM_PROXIES": int(os.environ.get("DJANGO_NUM_PROXIES", "0")),
+    "NUM_PROXIES": NUM_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mqant-django API",
@@ -264,13 +300,24 @@ if REDIS_URL:
 # MQANT_SETTINGS: a JSON object merged over MQANT, e.g. '{"TCP_ADDR": "0.0.0.0:3563"}'.
 MQANT.update(json.loads(os.environ.get("MQANT_SETTINGS") or "{}"))
 
+# One handler, behind a filter that bounds what clients can make the process log: at most 20
+# lines of one kind at once, then one a second, the rest counted (mqant/logs.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"rate_limit": {"()": "mqant.logs.RateLimitFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["rate_limit"],
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
+        # Django's own handlers (console in DEBUG, mail_admins) off: everything goes to ours.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "mqant": {"level": os.environ.get("MQANT_LOG_LEVEL", "INFO")},
         "gate": {"level": os.environ.get("MQANT_LOG_LEVEL", "INFO")},
     },

@@ -14,6 +14,10 @@ from channels.layers import get_channel_layer
 from mqant import app as mqant_app
 from mqantsite.settings import redis_channel_layer
 
+# The servers and module processes the suite starts serve with DEBUG off, as in production,
+# so they need a secret key (mqant.security refuses the public development key).
+os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
+
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
@@ -95,5 +99,6 @@ def postgres_url() -> Iterator[str]:
 def _no_database_side_effects(request: pytest.FixtureRequest, settings: Any) -> None:
     """In-process tests run without a database unless they ask for one: the StorageHandler
     and the Presence (both on the ORM) are on only for tests marked django_db."""
+    settings.SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]  # as the suite's servers have
     if request.node.get_closest_marker("django_db") is None:
         settings.MQANT = {**settings.MQANT, "STORAGE_HANDLER": None, "PRESENCE": None}

@@ -7,10 +7,12 @@ import signal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from mqant import app as mqant_app
 from mqant import config
+from mqant.security import refuse_insecure_start
 
 logger = logging.getLogger("mqant.runmodules")
 
@@ -35,6 +37,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            refuse_insecure_start()
+        except ImproperlyConfigured as err:
+            raise CommandError(str(err)) from err
         if options["pid"]:
             config.set_process_id(options["pid"])
         process_id = config.process_id()
