@@ -39,6 +39,36 @@ DEFAULTS: dict[str, Any] = {
     "CONNECT_TIMEOUT": 10.0,
     # Seconds of silence before a client with keepalive 0 is closed (others: 1.5 x keepalive).
     "IDLE_TIMEOUT": 300.0,
+    # The largest keepalive honoured, in seconds: a client that asks for more (MQTT allows
+    # 65535 s, 18 hours) is closed after 1.5 x this of silence, like one that asked for this.
+    "MAX_KEEPALIVE": 600,
+    # Per client address, per process: MQTT connections at once (WebSocket and TCP together),
+    # and new ones per second, sustained and in a burst. Past either, a TCP connection is
+    # closed at once and a WebSocket handshake refused (1013). 0 turns a limit off.
+    "MAX_CONNECTIONS_PER_ADDRESS": 100,
+    "CONNECT_RATE_PER_ADDRESS": 20.0,
+    "CONNECT_BURST_PER_ADDRESS": 100,
+    # Packets other than PUBLISH (which MESSAGE_RATE meters) per second one connection may
+    # send: PINGREQ, SUBSCRIBE, UNSUBSCRIBE, acknowledgements; sustained and in a burst. A
+    # client that sends past it is closed.
+    "CONTROL_PACKET_RATE": 100.0,
+    "CONTROL_PACKET_BURST": 200,
+    # Topic filters in one SUBSCRIBE or UNSUBSCRIBE; more is a protocol error (close).
+    "MAX_TOPICS_PER_SUBSCRIBE": 64,
+    # Bytes per second the server reads from one socket (MQTT over TCP, and every HTTP and
+    # WebSocket socket under daphne), sustained and in a burst; past it the server stops
+    # reading from that socket until its budget is back (the client's sends then wait).
+    "READ_RATE": 256 * 1024,
+    "READ_BURST": 1024 * 1024,
+    # Under daphne: HTTP and WebSocket sockets one address may hold open at once, and the
+    # seconds an HTTP request (a WebSocket handshake included) has to arrive whole, from its
+    # first byte; a socket past either is closed.
+    "MAX_SOCKETS_PER_ADDRESS": 128,
+    "HTTP_REQUEST_TIMEOUT": 20.0,
+    # WebSocket pings and pongs a client may send per second, sustained and in a burst (each
+    # costs the server a frame to parse and a pong to send); past it the socket is closed.
+    "WS_PING_RATE": 2.0,
+    "WS_PING_BURST": 10,
 }
 
 

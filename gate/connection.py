@@ -20,6 +20,7 @@ from gate.heartbeat import start_heartbeat
 from gate.inbox import Inbox, inbox
 from gate.inorder import InOrder
 from gate.keeper import SessionKeeper
+from gate.limits import Budget
 from gate.mqtt import (
     Connected,
     ConnectionRefused,
@@ -29,7 +30,7 @@ from gate.mqtt import (
     ServerProtocol,
     State,
 )
-from gate.mqtt.packets import BAD_USERNAME_OR_PASSWORD, NOT_AUTHORIZED, SERVER_UNAVAILABLE
+from gate.mqtt.packets import NOT_AUTHORIZED, SERVER_UNAVAILABLE
 from mqant import RPCError, Session, groups, owners
 from mqant import app as mqant_app
 from mqant.types import ReplyMessage, SessionOp, SessionState
@@ -77,8 +78,15 @@ class MQTTConnection:
     ) -> None:
         self.transport = transport
         self.inbox = inbox
-        self.protocol = ServerProtocol(max_packet_size=int(conf.get("MAX_PACKET_SIZE")))
+        self.protocol = ServerProtocol(
+            max_packet_size=int(conf.get("MAX_PACKET_SIZE")),
+            max_topics_per_subscribe=int(conf.get("MAX_TOPICS_PER_SUBSCRIBE")),
+        )
         self.max_outgoing = int(conf.get("MAX_OUTGOING_BYTES"))
+        self._control_budget = Budget(
+            float(conf.get("CONTROL_PACKET_RATE")), int(conf.get("CONTROL_PACKET_BURST"))
+        )
+        self._control_counted = 0
         session_id = secrets.token_hex(8)
         self.session = Session(
             ip=ip,
@@ -126,8 +134,18 @@ class MQTTConnection:
         if self._accepted:
             self.keeper.active(now)
         try:
-            await self._handle(self.protocol.receive_data(data))
+            events = self.protocol.receive_data(data)
         except ProtocolError as err:
+            logger.info("%r: closing, protocol error: %s", self, err)
+            await self.close()
+            return
+        if self._past_control_rate():
+            logger.info("%r: closing, it sent control packets past their rate", self)
+            await self.close()
+            return
+        try:
+            await self._handle(events)
+        except ProtocolError as err:  # in the packets held behind CONNECT
             logger.info("%r: closing, protocol error: %s", self, err)
             await self.close()
             return
@@ -191,15 +209,17 @@ class MQTTConnection:
         """
         name = op["op"]
         session = self.session
+        if name == "logout":
+            await self.keeper.forget()
+        if name in ("bind", "unbind", "logout") and session.user_id not in ("", op.get("user_id")):
+            await self._end_identity()
         if name == "bind":
             await self.keeper.before_bind(op["user_id"])
             stored = await self.keeper.stored_settings(op["user_id"])
             session.user_id = op["user_id"]
             session.settings = {**stored, **session.settings}  # live keys win
         elif name in ("unbind", "logout"):
-            if name == "logout":
-                await self.keeper.forget()
-            session.user_id = ""
+            pass  # a guest now (_end_identity)
         elif name == "set":
             session.settings[op["key"]] = op["value"]
         elif name in ("set_batch", "push"):
@@ -221,6 +241,26 @@ class MQTTConnection:
             if name == "bind" and recorded is not None:
                 await recorded
         return session.state()
+
+    async def _end_identity(self) -> None:
+        """The session's user leaves this connection (logout, unbind, a login as someone
+        else), as on a disconnect: the connection leaves every group but everyone's, the
+        modules hear of the session's end, and the connection goes on as a guest under a new
+        session id with no settings. Nothing addressed to the old session (a room's
+        messages, a private message, a module's stale copy of it) reaches the next user."""
+        for group in self._groups - {groups.EVERYONE}:
+            await self.inbox.discard(group, self)
+        self._groups &= {groups.EVERYONE}
+        self.keeper.closed()
+        session = self.session
+        owners.detach(session.channel)
+        self.inbox.unregister(session.session_id)
+        session.session_id = secrets.token_hex(8)
+        session.channel = self.inbox.address(session.session_id)
+        session.user_id, session.settings = "", {}
+        owners.attach(session.channel, self)
+        self.inbox.register(session.session_id, self)
+        self.keeper.opened()
 
     async def _group(self, op: str, group: str) -> None:
         if op == "group_add" and not self._lost:
@@ -291,13 +331,20 @@ class MQTTConnection:
         if not username:
             return NOT_AUTHORIZED if conf.get("CONNECT_AUTH") == "required" else None
         user = await connect_user(username, password, self.session.ip)
-        if user is None:
-            return BAD_USERNAME_OR_PASSWORD
+        if isinstance(user, int):
+            return user
         try:
             await self.apply_session_op({"op": "bind", "user_id": user})
         except RPCError:  # the single-session policy refuses a second connection
             return NOT_AUTHORIZED
         return None
+
+    def _past_control_rate(self) -> bool:
+        """Whether the client sent more control packets (PINGREQ, SUBSCRIBE...) than its
+        budget allows: each costs the server decoding and an answer, and no call counts it."""
+        received = self.protocol.control_packets_received
+        fresh, self._control_counted = received - self._control_counted, received
+        return fresh > 0 and self._control_budget.spend(fresh) > 0
 
     def _refuse_call(self, topic: str, error: str) -> None:
         if router.wants_reply(topic):
@@ -387,7 +434,9 @@ class MQTTConnection:
 
     def _idle_limit(self) -> float:
         timeout = self.protocol.keepalive_timeout
-        return float(conf.get("IDLE_TIMEOUT")) if timeout is None else timeout
+        if timeout is None:
+            return float(conf.get("IDLE_TIMEOUT"))
+        return min(timeout, 1.5 * float(conf.get("MAX_KEEPALIVE")))
 
     def _schedule_idle_check(self) -> None:
         if self._timer is not None:

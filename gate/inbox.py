@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from channels.layers import get_channel_layer
 
+from mqant import RemoteError
+from mqant.owners import NO_CONNECTION
 from mqant.subscription import receive_forever
+from mqant.wire import empty_reply
 
 if TYPE_CHECKING:
     from gate.connection import MQTTConnection
@@ -86,8 +89,21 @@ class Inbox:
                 await self._fan_out(message)
                 continue
             connection = self.connections.get(message.get("to", ""))
-            if connection is not None:  # else it is gone: events for it are dropped
+            if connection is not None:
                 connection.post_event(message)
+            elif message.get("type") == "gate.session" and message.get("reply_to"):
+                await self._no_connection(message)
+            # else it is gone: pushes to it are dropped
+
+    async def _no_connection(self, message: dict[str, Any]) -> None:
+        """A session operation for a connection that is gone (or a session id that ended,
+        at a logout) is answered at once, instead of at the caller's deadline."""
+        reply = empty_reply(message.get("id", ""))
+        reply["error"], reply["kind"] = NO_CONNECTION, RemoteError.kind
+        try:
+            await self.layer.send(message["reply_to"], reply)
+        except Exception as err:  # the caller reaches its deadline instead
+            logger.warning("answering a session operation for a gone connection failed: %s", err)
 
     async def _fan_out(self, message: dict[str, Any]) -> None:
         for connection in list(self.members.get(message.get("group", ""), ())):

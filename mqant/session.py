@@ -110,11 +110,15 @@ class Session:
 
     async def bind(self, user_id: str) -> None:
         """Bind the live session to ``user_id``. Its stored settings come back (live keys
-        win); raises RemoteError when the single-session policy refuses the login."""
+        win); raises RemoteError when the single-session policy refuses the login.
+
+        A session bound to another user ends first, as on a disconnect (its groups are left,
+        ``on_session_closed`` is called), and this copy gets the new session id."""
         await self._apply({"op": "bind", "user_id": str(user_id)})
 
     async def unbind(self) -> None:
-        """Make the live session a guest again; the user's stored session is kept."""
+        """Make the live session a guest again, under a new session id with no settings (the
+        bound one ends as on a disconnect); the user's stored session is kept."""
         await self._apply({"op": "unbind"})
 
     async def logout(self) -> None:
@@ -196,6 +200,8 @@ class Session:
         state = await owners.session_op(self.channel, op)
         self.user_id = state["user_id"]
         self.settings = dict(state["settings"])
+        # A session that changes user (logout, a login as another) gets a new id.
+        self.session_id, self.channel = state["session_id"], state["channel"]
 
 
 def _guest_rule() -> Callable[[Session], bool] | None:

@@ -4,6 +4,7 @@ Each takes the fixed-header flags and the buffer with the body's bounds ``[i, en
 fixed header (type, flags, fixed lengths) has already been checked by the Decoder.
 """
 
+import functools
 from collections.abc import Callable
 
 from gate.mqtt import _wire as w
@@ -28,6 +29,9 @@ from gate.mqtt.packets import (
 )
 
 BodyDecoder = Callable[[int, bytearray, int, int], Packet]
+
+# The most filters a SUBSCRIBE can hold: a 256 MB packet of 5-byte filters.
+MAX_TOPICS = 1 << 26
 
 
 def _read_u16(buf: bytearray, i: int, end: int, what: str) -> int:
@@ -154,11 +158,14 @@ def _id_only(cls: type[PubAck | PubRec | PubRel | PubComp | UnsubAck], ptype: in
     return decode
 
 
-def _subscribe(_flags: int, buf: bytearray, i: int, end: int) -> Subscribe:
+def _subscribe(
+    _flags: int, buf: bytearray, i: int, end: int, max_topics: int = MAX_TOPICS
+) -> Subscribe:
     packet_id = _read_packet_id(buf, i, end, "SUBSCRIBE")
     i += 2
     topics: list[tuple[str, int]] = []
     while i < end:
+        _check_topic_count(len(topics), max_topics, "SUBSCRIBE")
         topic_filter, i = _read_str(buf, i, end, "Topic filter")
         _check_filter(topic_filter)
         if i >= end:
@@ -183,17 +190,36 @@ def _suback(_flags: int, buf: bytearray, i: int, end: int) -> SubAck:
     return SubAck(packet_id, codes)
 
 
-def _unsubscribe(_flags: int, buf: bytearray, i: int, end: int) -> Unsubscribe:
+def _unsubscribe(
+    _flags: int, buf: bytearray, i: int, end: int, max_topics: int = MAX_TOPICS
+) -> Unsubscribe:
     packet_id = _read_packet_id(buf, i, end, "UNSUBSCRIBE")
     i += 2
     topics: list[str] = []
     while i < end:
+        _check_topic_count(len(topics), max_topics, "UNSUBSCRIBE")
         topic_filter, i = _read_str(buf, i, end, "Topic filter")
         _check_filter(topic_filter)
         topics.append(topic_filter)
     if not topics:
         raise ProtocolError("Expected at least one topic filter in UNSUBSCRIBE, got none")
     return Unsubscribe(packet_id, tuple(topics))
+
+
+def _check_topic_count(count: int, max_topics: int, name: str) -> None:
+    # Checked before each filter is read: a packet full of filters costs the decoder no
+    # more than max_topics of them.
+    if count >= max_topics:
+        raise ProtocolError(f"Expected at most {max_topics} topic filters in {name}, got more")
+
+
+def with_topic_limit(decoders: dict[int, BodyDecoder], max_topics: int) -> dict[int, BodyDecoder]:
+    """``decoders`` whose SUBSCRIBE and UNSUBSCRIBE take at most ``max_topics`` filters."""
+    return {
+        **decoders,
+        w.SUBSCRIBE: functools.partial(_subscribe, max_topics=max_topics),
+        w.UNSUBSCRIBE: functools.partial(_unsubscribe, max_topics=max_topics),
+    }
 
 
 def _check_filter(topic_filter: str) -> None:

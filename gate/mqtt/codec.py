@@ -7,7 +7,7 @@ on the wire and hands back complete packets as they become available.
 from collections.abc import Iterable, Iterator
 
 from gate.mqtt import _wire as w
-from gate.mqtt._decode import BODY_DECODERS
+from gate.mqtt._decode import BODY_DECODERS, with_topic_limit
 from gate.mqtt.errors import LocalProtocolError, PacketTooLarge, ProtocolError
 from gate.mqtt.packets import (
     ConnAck,
@@ -230,16 +230,20 @@ class Decoder:
     Feed bytes with :meth:`receive_data`, then call :meth:`next_packet` (or iterate) until it
     returns None. Every method that decodes raises ProtocolError when the peer broke the
     protocol, and PacketTooLarge as soon as a fixed header announces a packet larger than
-    ``max_packet_size`` bytes (fixed header included), before its body is buffered. After
-    an error the stream cannot be resynchronised: close the connection.
+    ``max_packet_size`` bytes (fixed header included), before its body is buffered, and
+    ProtocolError as soon as a SUBSCRIBE or UNSUBSCRIBE holds more than ``max_topics``
+    filters. After an error the stream cannot be resynchronised: close the connection.
     """
 
-    __slots__ = ("_buf", "_max", "_pos")
+    __slots__ = ("_buf", "_decoders", "_max", "_pos")
 
-    def __init__(self, max_packet_size: int = 65535) -> None:
+    def __init__(self, max_packet_size: int = 65535, max_topics: int | None = None) -> None:
         self._buf = bytearray()
         self._pos = 0  # start of the first unconsumed byte in _buf
         self._max = max_packet_size
+        self._decoders = (
+            BODY_DECODERS if max_topics is None else with_topic_limit(BODY_DECODERS, max_topics)
+        )
 
     def receive_data(self, data: bytes) -> None:
         """Buffer ``data``; nothing is decoded until :meth:`next_packet` is called."""
@@ -270,7 +274,7 @@ class Decoder:
         if end > size:
             return None
         self._pos = end
-        return BODY_DECODERS[first >> 4](first & 0x0F, buf, start, end)
+        return self._decoders[first >> 4](first & 0x0F, buf, start, end)
 
     def packets(self) -> Iterator[Packet]:
         """Yield every complete packet buffered so far."""

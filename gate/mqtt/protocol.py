@@ -107,7 +107,10 @@ class ServerProtocol:
     :meth:`data_to_send`. After the Connected event, packets the client pipelined behind its
     CONNECT are held until :meth:`accept` (which returns their events) or :meth:`refuse`
     (which drops them, as MQTT 3.1.1 section 3.1.4 requires). The application owns the
-    clock: it closes the connection after :attr:`keepalive_timeout` seconds of silence.
+    clock: it closes the connection after :attr:`keepalive_timeout` seconds of silence, and
+    limits its rate with :attr:`packets_received` and :attr:`control_packets_received`.
+    ``max_topics_per_subscribe`` bounds the filters of a SUBSCRIBE or UNSUBSCRIBE (more is a
+    ProtocolError).
     """
 
     __slots__ = (
@@ -117,6 +120,8 @@ class ServerProtocol:
         "_decoder",
         "_empty_id_ok",
         "_out",
+        "_packets",
+        "_publishes",
         "_state",
         "_unreleased",
     )
@@ -126,8 +131,11 @@ class ServerProtocol:
         max_packet_size: int = 65535,
         allow_empty_client_id: bool = True,
         max_client_id_length: int = 65535,
+        max_topics_per_subscribe: int | None = None,
     ) -> None:
-        self._decoder = Decoder(max_packet_size)
+        self._decoder = Decoder(max_packet_size, max_topics_per_subscribe)
+        self._packets = 0
+        self._publishes = 0
         self._out = bytearray()
         self._state = State.AWAITING_CONNECT
         self._accepted = False  # CONNECTED and accepted: packets flow
@@ -155,6 +163,16 @@ class ServerProtocol:
     def protocol_level(self) -> int | None:
         """3 for MQTT 3.1, 4 for 3.1.1 (as the CONNECT said), None before CONNECT."""
         return None if self._connect is None else self._connect.protocol_level
+
+    @property
+    def packets_received(self) -> int:
+        """Packets decoded so far, of every type: what a rate limit counts."""
+        return self._packets
+
+    @property
+    def control_packets_received(self) -> int:
+        """Packets decoded so far other than PUBLISH."""
+        return self._packets - self._publishes
 
     @property
     def keepalive_timeout(self) -> float | None:
@@ -235,8 +253,10 @@ class ServerProtocol:
                 packet = next_packet()
                 if packet is None:
                     return events
+                self._packets += 1
                 events.append(self._on_first_packet(packet))
             while self._accepted and (packet := next_packet()) is not None:
+                self._packets += 1
                 event = _HANDLERS[type(packet)](self, packet)
                 if event is not None:
                     events.append(event)
@@ -280,6 +300,7 @@ class ServerProtocol:
         return ConnectionRefused(return_code, reason)
 
     def _on_publish(self, publish: Publish) -> Event | None:
+        self._publishes += 1
         packet_id = publish.packet_id
         if packet_id is None:  # QoS 0: the decoder gives every QoS 1-2 PUBLISH an id
             return MessageReceived(publish.topic, publish.payload, 0, publish.retain)

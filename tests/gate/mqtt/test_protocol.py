@@ -357,3 +357,50 @@ def test_random_bytes_raise_only_protocol_errors(chunks):
 @settings(max_examples=200)
 def test_any_packet_sequence_raises_only_protocol_errors(sent):
     drive(ServerProtocol(), [encode(CONNECT), *(encode(packet) for packet in sent)])
+
+
+def test_packets_received_counts_every_packet_type():
+    server = connected()
+    send(server, PingReq(), Publish("a/HD_b", b"{}"), Subscribe(1, (("t", 0),)), PubRel(7))
+    assert server.packets_received == 5  # CONNECT included
+    assert server.control_packets_received == 4
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        Subscribe(1, tuple((f"t/{n}", 0) for n in range(5))),
+        Unsubscribe(1, ("a", "b", "c", "d", "e")),
+    ],
+)
+def test_more_topic_filters_than_allowed_is_a_protocol_error(packet):
+    server = connected(max_topics_per_subscribe=4)
+    name = type(packet).__name__.upper()
+    with pytest.raises(ProtocolError, match=f"Expected at most 4 topic filters in {name}"):
+        send(server, packet)
+    assert server.state is State.CLOSED
+
+
+def test_a_subscribe_of_16000_filters_is_refused_past_the_limit():
+    """A valid SUBSCRIBE of 16,000 filters (64 KB): decoded whole without a limit, refused
+    by a decoder that takes 4, which stops reading at the fifth filter."""
+    body = b"\x00\x01" + b"\x00\x01t\x00" * 16000
+    packet = bytes([0x82, *_varint(len(body))]) + body
+    limited = Decoder(max_packet_size=1 << 20, max_topics=4)
+    limited.receive_data(packet)
+    with pytest.raises(ProtocolError, match="at most 4 topic filters"):
+        limited.next_packet()
+    unlimited = Decoder(max_packet_size=1 << 20)
+    unlimited.receive_data(packet)
+    subscribe = unlimited.next_packet()
+    assert isinstance(subscribe, Subscribe)
+    assert len(subscribe.topics) == 16000
+
+
+def _varint(n: int) -> list[int]:
+    out = []
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return out
