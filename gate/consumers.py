@@ -20,9 +20,11 @@ logger = logging.getLogger(__name__)
 
 MQTT_SUBPROTOCOLS = ("mqtt", "mqttv3.1")
 
-# WebSocket close codes. Servers may send 1000 or an application code in 4000-4999 (RFC 6455
-# 7.4.2; autobahn refuses the others), so a text frame gets 4003, mirroring 1003.
+# WebSocket close codes. A text frame gets 4003, mirroring 1003 in the application range.
+# A client the limits refuse gets 1013, "try again later" (IANA's registry): autobahn itself
+# sends only 1000 and 3000-4999, so under daphne gate.daphne_guard lets it through.
 NORMAL_CLOSURE = 1000
+TRY_AGAIN_LATER = 1013
 UNSUPPORTED_DATA = 4003
 
 
@@ -69,18 +71,31 @@ class MQTTConsumer(AsyncConsumer):  # type: ignore[misc]
             logger.warning("%r: ignoring unexpected message type %r", self, kind)
 
     async def websocket_connect(self) -> None:
-        self.slot = limits.ConnectionSlot.take()
-        if self.slot is None:
-            await self.send({"type": "websocket.close", "code": 1013})  # 1013: try again later
-            return
+        # Accepted even when refused: a close before the accept is an HTTP 403, which tells a
+        # client it is forbidden, where a close with 1013 tells it to come back later.
         subprotocol = choose_subprotocol(list(self.scope.get("subprotocols") or []))
         await self.send({"type": "websocket.accept", "subprotocol": subprotocol})
+        client = self.scope.get("client") or ("", 0)
+        self.slot = limits.ConnectionSlot.take(str(client[0] or ""))
+        if self.slot is None:
+            await self._refuse()
+            return
         self._buffer = SocketBuffer.of(self.base_send)
         self.may_block = self._buffer is None or self._buffer.may_block
-        client = self.scope.get("client") or ("", 0)
-        self.connection = await MQTTConnection.open(
-            self, ip=client[0], network="websocket", server_id=GATE_ID
-        )
+        try:
+            self.connection = await MQTTConnection.open(
+                self, ip=client[0], network="websocket", server_id=GATE_ID
+            )
+        except BaseException:  # the slot, and its address's count, must not leak
+            self.slot.release()
+            raise
+
+    async def _refuse(self) -> None:
+        try:
+            await self.send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
+        except Exception:  # autobahn's own, bare: daphne without gate.daphne_guard (it logged
+            # why) sends only 1000 and 3000-4999.
+            await self.send({"type": "websocket.close", "code": NORMAL_CLOSURE})
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         if self.connection is None:

@@ -1,9 +1,39 @@
-"""WebSocket routes of the gate."""
+"""WebSocket routes of the gate: MQTT at ``/mqtt``; a handshake on any other path is refused."""
 
-from django.urls import path
+from typing import Any
+
+from channels.routing import URLRouter
+from django.urls import path, re_path
 
 from gate.consumers import MQTTConsumer
 
+
+async def refuse_handshake(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Refuse a WebSocket handshake: a close before the accept, which daphne and uvicorn answer
+    with HTTP 403. Without this route, Channels' router raises for a path no route takes, and
+    daphne logs a traceback and answers 500 for every such request."""
+    if (await receive())["type"] == "websocket.connect":
+        await send({"type": "websocket.close"})
+
+
 websocket_urlpatterns = [
     path("mqtt", MQTTConsumer.as_asgi()),
+    # Last: every path the routes above do not take. (django-stubs types routes as views.)
+    re_path(r"", refuse_handshake),  # type: ignore[arg-type]
 ]
+
+
+def websocket_application() -> Any:
+    """The gate's WebSocket application: the routes above, behind a check Channels' router
+    lacks. A client can name a root path (daphne's ``Daphne-Root-Path`` header); one the path
+    does not start with made the router raise, a traceback and a 500 per handshake."""
+    router = URLRouter(websocket_urlpatterns)
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        root = scope.get("root_path") or ""
+        if root and not str(scope.get("path", "")).startswith(root):
+            await refuse_handshake(scope, receive, send)
+            return
+        await router(scope, receive, send)
+
+    return application

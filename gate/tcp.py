@@ -7,7 +7,7 @@ import ssl
 
 from gate import conf
 from gate.connection import MQTTConnection
-from gate.limits import ConnectionSlot
+from gate.limits import Budget, ConnectionSlot
 from gate.node import GATE_ID
 from mqant import config as mqant_config
 
@@ -40,22 +40,33 @@ class TCPTransport:
 
 
 async def serve_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Run one client connection until either side closes it."""
-    slot = ConnectionSlot.take()
+    """Run one client connection until either side closes it. A client the limits refuse
+    (gate.limits.ConnectionSlot: the process's, or its address's) is closed at once."""
+    peer = writer.get_extra_info("peername") or ("", 0)
+    ip = str(peer[0])
+    slot = ConnectionSlot.take(ip)
     if slot is None:
-        logger.warning("refusing a TCP connection: MAX_CONNECTIONS reached")
         writer.transport.abort()
         return
-    peer = writer.get_extra_info("peername") or ("", 0)
-    connection = await MQTTConnection.open(
-        TCPTransport(writer), ip=str(peer[0]), network="tcp", server_id=GATE_ID
-    )
+    try:
+        connection = await MQTTConnection.open(
+            TCPTransport(writer), ip=ip, network="tcp", server_id=GATE_ID
+        )
+    except BaseException:  # the slot, and its address's count, must not leak
+        slot.release()
+        writer.transport.abort()
+        raise
+    budget = Budget(float(conf.get("READ_RATE")), int(conf.get("READ_BURST")))
     try:
         while not connection.closed:
             data = await reader.read(READ_SIZE)
             if not data:
                 break
             await connection.data_received(data)
+            # Past its read budget, the client waits: the reader's buffer fills, asyncio stops
+            # reading the socket, and the client's sends block in its kernel (backpressure).
+            if wait := budget.spend(len(data)):
+                await asyncio.sleep(wait)
     except (ConnectionError, ssl.SSLError, TimeoutError) as err:
         logger.info("%r: connection lost: %s", connection, err)
     finally:

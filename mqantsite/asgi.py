@@ -8,17 +8,20 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mqantsite.settings")
 django_application = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402 - after django setup
+from channels.routing import ProtocolTypeRouter  # noqa: E402 - after django setup
 
-from gate import connection, keeper, tcp  # noqa: E402
-from gate.routing import websocket_urlpatterns  # noqa: E402
-from mqant.asgi import MqantApplication  # noqa: E402
+from gate import connection, daphne_guard, keeper, tcp  # noqa: E402
+from gate.routing import websocket_application  # noqa: E402
+from mqant.asgi import BodyLimit, MqantApplication  # noqa: E402
+
+# Under daphne, limits on its sockets (per-address count, request time, reads, pings).
+daphne_guard.install()
 
 application = MqantApplication(
     ProtocolTypeRouter(
         {
-            "http": django_application,
-            "websocket": URLRouter(websocket_urlpatterns),
+            "http": BodyLimit(django_application),
+            "websocket": websocket_application(),
         }
     ),
     on_startup=[tcp.start_listener],
