@@ -18,8 +18,7 @@ from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, status
-from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser
+from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,6 +26,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from api import selectors, services
+from api.parsers import StrictJSONParser
 from api.serializers import (
     BroadcastSerializer,
     ChatEventSerializer,
@@ -36,7 +36,8 @@ from api.serializers import (
     MessageSerializer,
     RoomSerializer,
 )
-from chat.models import Message
+from chat.models import Message, Room
+from sessions_store.models import LiveConnection
 
 NOT_LOGGED_IN = {401: OpenApiResponse(ErrorSerializer, description="No valid token or session")}
 NOT_STAFF = {
@@ -52,15 +53,33 @@ class MessagePagination(CursorPagination):
     page_size = 50
 
 
-class RoomListView(APIView):
-    """Every room something was said in, with its message count and how many users are in it
-    now (over every Chat node)."""
+class RoomPagination(PageNumberPagination):
+    """50 rooms a page (``?page=2``...); ``count``, ``next``, ``previous``, ``results``."""
+
+    page_size = 50
+
+
+@extend_schema_view(
+    get=extend_schema(
+        operation_id="rooms_list",
+        responses={200: RoomSerializer(many=True), **NOT_LOGGED_IN},
+    )
+)
+class RoomListView(generics.ListAPIView[Room]):
+    """The stored rooms, most recently active first, 50 a page, with each one's message count
+    and how many users are in it now (asked of every Chat node for the page's rooms only)."""
 
     permission_classes = (IsAuthenticated,)
+    serializer_class = RoomSerializer
+    pagination_class = RoomPagination
 
-    @extend_schema(operation_id="rooms_list", responses={200: RoomSerializer(many=True)})
-    def get(self, request: Request) -> Response:
-        return Response(RoomSerializer(selectors.rooms(), many=True).data)
+    def get_queryset(self) -> QuerySet[Room]:
+        return selectors.room_list()
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        rooms = selectors.rooms_described(page if page is not None else [])
+        return self.get_paginated_response(self.get_serializer(rooms, many=True).data)
 
 
 @extend_schema_view(
@@ -85,7 +104,7 @@ class CallView(APIView):
     as the logged-in user; the reply is mqant's envelope, errors included (HTTP 200)."""
 
     permission_classes = (IsAuthenticated,)
-    parser_classes = (JSONParser,)
+    parser_classes = (StrictJSONParser,)
 
     @extend_schema(
         operation_id="call",
@@ -114,18 +133,28 @@ class CallView(APIView):
         return Response(reply.envelope)
 
 
-class StaffSessionListView(APIView):
-    """The live connections of every gate that is alive."""
+class LiveConnectionPagination(CursorPagination):
+    """Newest first, 100 a page; a cursor, since connections come and go between pages."""
 
-    permission_classes = (IsAdminUser,)
+    ordering = ("-connected_at", "session_id")
+    page_size = 100
 
-    @extend_schema(
+
+@extend_schema_view(
+    get=extend_schema(
         operation_id="staff_sessions_list",
         responses={200: LiveConnectionSerializer(many=True), **NOT_STAFF},
     )
-    def get(self, request: Request) -> Response:
-        rows = selectors.live_connections()
-        return Response(LiveConnectionSerializer(rows, many=True).data)
+)
+class StaffSessionListView(generics.ListAPIView[LiveConnection]):
+    """The live connections of every gate that is alive, newest first, 100 a page."""
+
+    permission_classes = (IsAdminUser,)
+    serializer_class = LiveConnectionSerializer
+    pagination_class = LiveConnectionPagination
+
+    def get_queryset(self) -> QuerySet[LiveConnection]:
+        return selectors.live_connections()
 
 
 class StaffKickView(APIView):

@@ -7,6 +7,10 @@ Joining a room also tells how many users are online, which only Login knows: Cha
 Login node (``call("Login@<node>", "online_count")``) and adds up the answers. A user logged in
 through two Login nodes at once counts twice; a node that does not answer within
 ONLINE_TIMEOUT is left out, and ``online`` is null when none answers.
+
+Everything a client sends is bounded (``chat.limits``): what it names and says, the rooms it
+is in and creates, what it stores; and so is everything Chat sends back or pushes, whatever
+is stored.
 """
 
 import asyncio
@@ -15,8 +19,10 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
-from chat import services
-from chat.services import Room, Rooms, room_group
+from chat import services, sweep, validation
+from chat.limits import ChatLimits, Refused
+from chat.rooms import Room, Rooms
+from chat.services import room_group
 from mqant import HandlerError, Module, RPCError, Session, call, groups, nodes, register_module
 
 logger = logging.getLogger(__name__)
@@ -32,47 +38,120 @@ def _text(msg: dict[str, Any] | bytes, name: str) -> str | None:
 
 @register_module
 class Chat(Module):
-    """Settings: ``HistorySize`` (default 50) and ``HistoryChars`` (16000) bound the history a
-    join returns; ``MaxMessageLength`` (4000) bounds what one says."""
+    """Rooms and their history. Settings (``MQANT["MODULE_SETTINGS"]["Chat"]`` or a Chat
+    entry's ``Settings``), all numbers; a quota or an expiry of 0 is off:
+
+    - ``HistorySize`` (50) messages, and ``HistoryBytes`` (65536) bytes of JSON, names
+      included, at most in the history a join returns;
+    - ``MaxMessageLength`` (4000) characters of one message;
+    - ``MaxRoomNameLength`` (100, at most 200) characters of a room name, which must be text
+      without control characters;
+    - ``MaxUserNameLength`` (150): the longest ``target``; a user whose stored name is longer
+      joins no room;
+    - ``MaxRoomsPerUser`` (50) rooms one user is in at once (on this node);
+    - ``RoomCreateLimit`` (20) new rooms a user may create per ``RoomCreateWindow`` (3600) s;
+    - ``JoinUsers`` (1000) names, and ``JoinUsersBytes`` (65536) bytes of JSON, at most in a
+      join's ``users``; ``userCount`` says how many members there are in all;
+    - ``RoomMaxMessages`` (1000) messages kept per room, the oldest deleted;
+    - ``UserMessageLimit`` (600) messages a user may store per ``UserMessageWindow`` (60) s,
+      over all their connections, and ``UserBytesPerDay`` (2097152) bytes of them a day;
+    - ``MessageMaxAge`` (2592000 s, 30 days) before a message is deleted, and
+      ``EmptyRoomMaxAge`` (86400 s) before a room with no message that nobody is in, joined
+      or spoke in is deleted;
+    - ``SweepInterval`` (600 s) between two sweeps of those (0: none here, run
+      ``manage.py sweepchat``), ``SweepBatch`` (500) rows of each kind at most per pass.
+
+    The user quotas count in Django's cache (shared by every process with Redis); the
+    membership bounds in this node's memory.
+    """
 
     module_type = "Chat"
 
     async def on_init(self, settings: dict[str, Any]) -> None:
         await super().on_init(settings)
+        self.limits = ChatLimits.from_settings(settings)
         self.rooms = Rooms()
-        self.history_size = int(settings.get("HistorySize", 50))
-        self.history_chars = int(settings.get("HistoryChars", 16000))
-        self.max_message = int(settings.get("MaxMessageLength", 4000))
         self.register_go("HD_JoinChat", self.join_chat)
         self.register_go("HD_Say", self.say)
         self.register_go("HD_LeaveChat", self.leave_chat)
         self.register_go("members", self.members)
+        self.register_go("members_of_rooms", self.members_of_rooms)
+
+    async def run(self, closing: asyncio.Event) -> None:
+        """Sweep expired messages and unused rooms every SweepInterval seconds, one bounded
+        pass at a time, until the process stops."""
+        interval = self.limits.sweep_interval
+        while interval > 0:
+            try:
+                await asyncio.wait_for(closing.wait(), timeout=interval)
+            except TimeoutError:
+                await self.sweep()
+            else:
+                return
+        await closing.wait()
+
+    async def sweep(self) -> sweep.SweepResult | None:
+        """One sweep pass, keeping the rooms someone is in here; None when it failed (it is
+        tried again at the next interval)."""
+        try:
+            done: sweep.SweepResult = await database_sync_to_async(sweep.sweep_pass)(
+                limits=self.limits, live_rooms=self.rooms.names()
+            )
+        except Exception as err:  # a failed pass must not end the sweeps, nor the module
+            logger.warning("The chat sweep failed; trying again later: %r", err)
+            return None
+        return done
 
     async def join_chat(self, session: Session, msg: dict[str, Any] | bytes) -> dict[str, Any]:
-        """``{"roomName"}`` → ``{"users": [...], "history": [...], "online": n}``; the others
-        get ``Chat/OnJoin``."""
+        """``{"roomName"}`` → ``{"users": [...], "history": [...], "online": n,
+        "userCount": n}``; the others get ``Chat/OnJoin``."""
         room_name = _text(msg, "roomName")
         if room_name is None:
             raise HandlerError("roomName cannot be nil")
         if session.is_guest():
             raise HandlerError(NOT_LOGINED)
-        # The connection joins the group first: a session without one (an HTTP call) fails
-        # here, before it could take the user's place in the room from a live connection.
-        await groups.add(room_group(room_name), session)
-        await database_sync_to_async(services.room_ensure)(room_name=room_name)
-        room, previous = self.rooms.join(room_name, session)
+        try:
+            room, previous = await self._enter(room_name, session)
+        except Refused as err:
+            raise HandlerError(str(err)) from None
         if previous is not None:
             await groups.discard(room_group(room_name), previous)
         event = {"roomName": room_name, "user": session.user_id}
         for other in room.others(session.user_id):
             await other.send_nr("Chat/OnJoin", event)
+        limits = self.limits
         return {
-            "users": list(room.members),
+            "users": room.listed_users(
+                first=session.user_id, limit=limits.join_users, max_bytes=limits.join_users_bytes
+            ),
             "history": await database_sync_to_async(services.room_history)(
-                room_name=room_name, limit=self.history_size, max_chars=self.history_chars
+                room_name=room_name, limit=limits.history_size, max_bytes=limits.history_bytes
             ),
             "online": await online_count(),
+            "userCount": len(room.members),
         }
+
+    async def _enter(self, room_name: str, session: Session) -> tuple[Room, Session | None]:
+        """Put the session's user in the room, within the limits (Refused otherwise)."""
+        validation.check_room_name(room_name, limits=self.limits)
+        validation.check_member(session.user_id, limits=self.limits)
+        max_rooms = self.limits.max_rooms_per_user
+        self.rooms.check_room_count(room_name, session.user_id, max_rooms)
+        # The connection joins the group first: a session without one (an HTTP call) fails
+        # here, before it could take the user's place in the room from a live connection.
+        await groups.add(room_group(room_name), session)
+        try:
+            await database_sync_to_async(services.room_enter)(
+                room_name=room_name,
+                user_id=session.user_id,
+                live=self.rooms.get(room_name) is not None,
+                limits=self.limits,
+            )
+            return self.rooms.join(room_name, session, max_rooms=max_rooms)
+        except Refused:
+            if not self.rooms.holds(room_name, session):
+                await groups.discard(room_group(room_name), session)
+            raise
 
     async def say(self, session: Session, msg: dict[str, Any] | bytes) -> dict[str, str]:
         """``{"roomName", "content", "target"}`` → ``{"say": "say success"}``; ``Chat/OnChat``
@@ -82,22 +161,29 @@ class Chat(Module):
             raise HandlerError("roomName or say cannot be nil")
         if session.is_guest():
             raise HandlerError(NOT_LOGINED)
-        if len(content) > self.max_message:
-            raise HandlerError(f"The message is longer than {self.max_message} characters")
-        room = self._member_room(room_name, session)
+        if len(content) > self.limits.max_message:
+            raise HandlerError(f"The message is longer than {self.limits.max_message} characters")
         target = _text(msg, "target") or "*"
+        try:
+            validation.check_message(content, target, limits=self.limits)
+            await self._say(room_name, content, target, session)
+        except Refused as err:
+            raise HandlerError(str(err)) from None
+        return {"say": "say success"}
+
+    async def _say(self, room_name: str, content: str, target: str, session: Session) -> None:
+        room = self._member_room(room_name, session)
         event = {"roomName": room_name, "from": session.user_id, "target": target, "msg": content}
         if target == "*":
             await database_sync_to_async(services.message_create)(
-                room_name=room_name, sender=session.user_id, content=content
+                room_name=room_name, sender=session.user_id, content=content, limits=self.limits
             )
             await groups.send(room_group(room_name), "Chat/OnChat", event)
-        else:
-            recipient = room.members.get(target)
-            if recipient is None:
-                raise HandlerError("This user haven't been in the room yet")
-            await recipient.send_nr("Chat/OnChat", event)
-        return {"say": "say success"}
+            return
+        recipient = room.members.get(target)
+        if recipient is None:
+            raise HandlerError("This user haven't been in the room yet")
+        await recipient.send_nr("Chat/OnChat", event)
 
     async def leave_chat(self, session: Session, msg: dict[str, Any] | bytes) -> dict[str, str]:
         """``{"roomName"}`` → ``{"leave": "leave success"}``; the others get ``Chat/OnLeave``."""
@@ -113,6 +199,11 @@ class Chat(Module):
     async def members(self, room_name: str) -> list[str]:
         """RPC (no ``HD_``, not for clients): the users in room ``room_name`` on this node."""
         return self.rooms.members_of(room_name)
+
+    async def members_of_rooms(self, room_names: list[str]) -> dict[str, list[str]]:
+        """RPC (not for clients): the users in each of the rooms on this node; rooms nobody
+        is in here are left out."""
+        return {name: self.rooms.members_of(name) for name in room_names if self.rooms.get(name)}
 
     async def on_session_closed(self, session: Session) -> None:
         for room_name, user_id in self.rooms.rooms_of_session(session.session_id):

@@ -1,17 +1,28 @@
-"""Chat rooms: who is in which room (this node's memory), and what was said there (the
-database)."""
+"""Chat rooms: who is in them over every Chat node, and what was said there (the database),
+within the limits of ``chat.limits``."""
 
 import asyncio
+import datetime
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
-from chat import models
-from mqant import RPCError, Session, call, groups, nodes
+from django.db import transaction
+from django.db.models.functions import Length
+from django.utils import timezone
+
+from chat import models, quotas
+from chat.limits import ChatLimits
+from chat.rooms import json_size
+from mqant import RPCError, call, groups, nodes
 
 logger = logging.getLogger(__name__)
 
 MEMBERS_TIMEOUT = 2.0  # seconds a Chat node has to say who is in a room
+# A room's active_at is rewritten at most this often: a join or a message is a read, not a
+# write, most of the time.
+ACTIVE_REFRESH = datetime.timedelta(minutes=1)
+# Bytes a history entry takes at least besides its two texts: {"from":"","msg":"","time":0}
+ENTRY_OVERHEAD = 29
 
 
 def room_group(room_name: str) -> str:
@@ -20,22 +31,33 @@ def room_group(room_name: str) -> str:
 
 
 async def room_members(room_name: str) -> list[str]:
-    """Who is in room ``room_name`` now, over every Chat node (``members``, an RPC-only
-    handler); a node that does not answer in time is left out."""
+    """Who is in room ``room_name`` now, over every Chat node; a node that does not answer in
+    time is left out."""
+    return (await rooms_members([room_name]))[room_name]
+
+
+async def rooms_members(room_names: list[str]) -> dict[str, list[str]]:
+    """Who is in each of the rooms now, over every Chat node: one call per node
+    (``members_of_rooms``, an RPC-only handler), so a page of rooms costs a call, and a log
+    line at most, per node. A node that does not answer in time is left out."""
     chat_nodes = await nodes("Chat")
     answers = await asyncio.gather(
-        *(call(node.node_id, "members", room_name, timeout=MEMBERS_TIMEOUT) for node in chat_nodes),
+        *(
+            call(node.node_id, "members_of_rooms", room_names, timeout=MEMBERS_TIMEOUT)
+            for node in chat_nodes
+        ),
         return_exceptions=True,
     )
-    members: set[str] = set()
+    members: dict[str, set[str]] = {name: set() for name in room_names}
     for node, answer in zip(chat_nodes, answers, strict=True):
         if isinstance(answer, RPCError):
-            logger.warning("%s did not list the members of %r: %s", node.node_id, room_name, answer)
+            logger.warning("%s did not list the members of rooms: %s", node.node_id, answer)
         elif isinstance(answer, BaseException):
             raise answer
         else:
-            members.update(answer)
-    return sorted(members)
+            for name, users in answer.items():
+                members.get(name, set()).update(users)
+    return {name: sorted(users) for name, users in members.items()}
 
 
 async def system_message(
@@ -48,87 +70,88 @@ async def system_message(
     return event
 
 
-def room_ensure(*, room_name: str) -> None:
-    """Store room ``room_name`` if it is not stored yet (a room exists once joined)."""
-    models.Room.objects.get_or_create(name=room_name)
+def room_enter(*, room_name: str, user_id: str, live: bool, limits: ChatLimits) -> None:
+    """Record that ``user_id`` joins room ``room_name``: a name not stored yet is a new room,
+    counted against the user's RoomCreateLimit (Refused past it) unless the room is ``live``
+    (someone is in it on this node: the sweep deleted its row, the room itself is not new)."""
+    now = timezone.now()
+    room = models.Room.objects.filter(name=room_name).only("pk", "active_at").first()
+    if room is not None:
+        _refresh(room, now)
+        return
+    if not live:
+        quotas.room_created(user_id=user_id, limits=limits)
+    models.Room.objects.get_or_create(name=room_name, defaults={"active_at": now})
 
 
-def message_create(*, room_name: str, sender: str, content: str) -> None:
-    """Store a message said to everyone in room ``room_name``."""
-    room, _ = models.Room.objects.get_or_create(name=room_name)
-    models.Message.objects.create(room=room, sender=sender, content=content)
+def message_create(*, room_name: str, sender: str, content: str, limits: ChatLimits) -> None:
+    """Store a message said to everyone in room ``room_name``: Refused past the sender's
+    quotas; the room keeps its newest RoomMaxMessages messages."""
+    size = len(content.encode("utf-8", "surrogatepass"))
+    quotas.message_stored(user_id=sender, size=size, limits=limits)
+    now = timezone.now()
+    with transaction.atomic():
+        room, created = models.Room.objects.get_or_create(
+            name=room_name, defaults={"active_at": now}
+        )
+        if not created:
+            _refresh(room, now)
+        models.Message.objects.create(room=room, sender=sender, content=content)
+        if limits.room_max_messages:
+            _trim(room.pk, keep=limits.room_max_messages)
 
 
-def room_history(*, room_name: str, limit: int, max_chars: int) -> list[dict[str, Any]]:
-    """The last ``limit`` messages of the room, oldest first, as plain data; older messages
-    are left out once their contents pass ``max_chars`` in all, so that the reply stays a
-    packet any client takes."""
-    rows = models.Message.objects.filter(room__name=room_name).values_list(
-        "sender", "content", "created_at"
-    )[:limit]
-    history: list[dict[str, Any]] = []
-    budget = max_chars
-    for sender, content, created in rows:  # newest first
-        budget -= len(content)
-        if budget < 0:
-            break
-        history.append({"from": sender, "msg": content, "time": created.timestamp()})
+def _refresh(room: models.Room, now: datetime.datetime) -> None:
+    if room.active_at < now - ACTIVE_REFRESH:
+        models.Room.objects.filter(pk=room.pk).update(active_at=now)
+
+
+def _trim(room_id: int, *, keep: int) -> None:
+    """Delete the room's messages older than its newest ``keep`` (oldest: the lowest id, the
+    order they were stored in)."""
+    newest = models.Message.objects.filter(room_id=room_id).order_by("-id")
+    boundary = list(newest.values_list("id", flat=True)[keep : keep + 1])
+    if boundary:
+        models.Message.objects.filter(room_id=room_id, id__lte=boundary[0]).delete()
+
+
+def room_history(*, room_name: str, limit: int, max_bytes: int) -> list[dict[str, Any]]:
+    """The last ``limit`` messages of the room, oldest first, as plain data, at most
+    ``max_bytes`` bytes of JSON in all (names included): older messages are left out once the
+    newer ones fill it, so that the join reply stays a packet any client takes.
+
+    A message is read only once its length says it may fit, so that messages stored before
+    names were bounded (tens of kilobytes each) cost neither the reply nor memory.
+    """
+    room = models.Room.objects.filter(name=room_name).only("pk").first()
+    if room is None or limit <= 0:
+        return []
+    newest = models.Message.objects.filter(room_id=room.pk).order_by("-created_at", "-id")
+    sized = newest.annotate(chars=Length("sender") + Length("content"))
+    ids = _fitting(sized.values_list("id", "chars")[:limit], max_bytes)
+    rows = newest.filter(id__in=ids).values_list("sender", "content", "created_at")
+    history = [{"from": s, "msg": c, "time": t.timestamp()} for s, c, t in rows]
+    history = _within(history, max_bytes)
     history.reverse()
     return history
 
 
-@dataclass
-class Room:
-    name: str
-    members: dict[str, Session] = field(default_factory=dict)  # user id → their session
+def _fitting(sized: Any, max_bytes: int) -> list[int]:
+    """The ids, newest first, until their characters (a byte each at least) pass the bound."""
+    ids, used = [], 2
+    for message_id, chars in sized:
+        used += chars + ENTRY_OVERHEAD
+        if used > max_bytes:
+            break
+        ids.append(message_id)
+    return ids
 
-    def others(self, user_id: str) -> list[Session]:
-        return [s for uid, s in self.members.items() if uid != user_id]
 
-
-class Rooms:
-    """The rooms of one Chat node. A user is in a room through one session at a time: joining
-    again from another connection moves the membership there."""
-
-    def __init__(self) -> None:
-        self._rooms: dict[str, Room] = {}
-
-    def get(self, name: str) -> Room | None:
-        return self._rooms.get(name)
-
-    def join(self, name: str, session: Session) -> tuple[Room, Session | None]:
-        """Add the session's user to room ``name`` (created on first join); returns the room and
-        the session the user was in the room with before, if it was another one."""
-        room = self._rooms.get(name)
-        if room is None:
-            room = self._rooms[name] = Room(name)
-        previous = room.members.get(session.user_id)
-        room.members[session.user_id] = session
-        if previous is not None and previous.session_id == session.session_id:
-            previous = None
-        return room, previous
-
-    def leave(self, name: str, user_id: str) -> tuple[Room, Session] | None:
-        """Remove the user from the room; the room and the session the user was in it with,
-        or None if they were not in it. An empty room is forgotten (its history stays in the
-        database)."""
-        room = self._rooms.get(name)
-        member = None if room is None else room.members.pop(user_id, None)
-        if room is None or member is None:
-            return None
-        if not room.members:
-            del self._rooms[name]
-        return room, member
-
-    def members_of(self, name: str) -> list[str]:
-        room = self._rooms.get(name)
-        return list(room.members) if room else []
-
-    def rooms_of_session(self, session_id: str) -> list[tuple[str, str]]:
-        """The (room name, user id) memberships held through session ``session_id``."""
-        return [
-            (room.name, user_id)
-            for room in self._rooms.values()
-            for user_id, member in room.members.items()
-            if member.session_id == session_id
-        ]
+def _within(history: list[dict[str, Any]], max_bytes: int) -> list[dict[str, Any]]:
+    """The newest entries (history is newest first) whose JSON list fits in ``max_bytes``."""
+    used = 2  # the brackets
+    for count, entry in enumerate(history):
+        used += json_size(entry) + (1 if count else 0)
+        if used > max_bytes:
+            return history[:count]
+    return history

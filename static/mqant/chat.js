@@ -147,7 +147,7 @@
       members.appendChild(li);
     });
     target.value = room.members.has(chosen) && chosen !== state.user ? chosen : "*";
-    $("member-count").textContent = String(room.members.size);
+    $("member-count").textContent = String(room.members.size + room.unlisted);
   }
 
   function activate(name) {
@@ -256,7 +256,8 @@
     });
   }
 
-  // The rooms that exist (REST), offered as suggestions for the room name.
+  // The rooms that exist (REST: the first page, the most recently active), offered as
+  // suggestions for the room name.
   function listRooms() {
     fetch("/api/rooms/", { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.json() : []; })
@@ -275,7 +276,7 @@
 
   function addRoom(name) {
     if (!state.rooms.has(name)) {
-      state.rooms.set(name, { members: new Set(), messages: [], seen: [], unread: 0 });
+      state.rooms.set(name, { members: new Set(), unlisted: 0, messages: [], seen: [], unread: 0 });
     }
     return state.rooms.get(name);
   }
@@ -300,6 +301,8 @@
       var result = answer.Result || {};
       var history = result.history || [];
       room.members = new Set(result.users || []);
+      // A join lists at most a thousand members; userCount says how many there are in all.
+      room.unlisted = Math.max((result.userCount || 0) - room.members.size, 0);
       unseen(room.seen, history).forEach(function (h) {
         append(name, { from: h.from, target: "*", msg: h.msg, time: h.time });
       });
@@ -343,7 +346,7 @@
   function left(event) {
     var room = state.rooms.get(event.roomName);
     if (!room) return;
-    room.members.delete(event.user);
+    if (!room.members.delete(event.user) && room.unlisted > 0) room.unlisted -= 1;
     if (event.roomName === state.active) renderMembers(room);
     append(event.roomName, { notice: event.user + " left" });
   }

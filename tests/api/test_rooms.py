@@ -1,5 +1,5 @@
 """GET /api/rooms/ and /api/rooms/<name>/messages/: stored rooms with their counts (members
-online from the Chat nodes), and a room's history in cursor pages."""
+online from the Chat nodes), 50 a page, and a room's history in cursor pages."""
 
 import datetime
 
@@ -85,8 +85,53 @@ async def test_rooms_list_counts_messages_and_members_online(mqant_started, make
         for connection in connections:
             connection.close()
     assert response.status_code == 200
-    assert response.json() == [
+    page = response.json()
+    assert (page["count"], page["next"], page["previous"]) == (3, None, None)
+    assert sorted(page["results"], key=lambda room: room["name"]) == [
         {"name": "busy", "message_count": 2, "members_online": 2},
         {"name": "empty", "message_count": 0, "members_online": 0},
         {"name": "quiet", "message_count": 1, "members_online": 0},
     ]
+
+
+def make_rooms(count: int) -> list[Room]:
+    """``count`` rooms, room0000 the most recently active."""
+    now = timezone.now()
+    return Room.objects.bulk_create(
+        Room(name=f"room{n:04}", active_at=now - datetime.timedelta(seconds=n))
+        for n in range(count)
+    )
+
+
+@pytest.mark.django_db
+def test_rooms_come_50_a_page_most_recently_active_first(make_client, monkeypatch):
+    asked: list[list[str]] = []
+
+    async def members_online(names: list[str]) -> dict[str, int]:
+        asked.append(names)
+        return dict.fromkeys(names, 0)
+
+    monkeypatch.setattr("api.selectors.members_online", members_online)
+    client = make_client("reader")
+    made = make_rooms(120)
+    add_messages("room0001", 3)
+    pages, url = [], "/api/rooms/"
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200
+        assert response.data["count"] == 120
+        pages.append([room["name"] for room in response.data["results"]])
+        url = response.data["next"]
+    assert [len(page) for page in pages] == [50, 50, 20]
+    assert [name for page in pages for name in page] == [room.name for room in made]
+    assert asked == pages  # the members online of each page's rooms, of no other
+    first = client.get("/api/rooms/").data["results"][1]
+    assert first == {"name": "room0001", "message_count": 3, "members_online": 0}
+
+
+@pytest.mark.django_db
+def test_rooms_named_before_names_were_bounded_are_not_listed(make_client):
+    Room.objects.create(name="x" * 64_000)
+    Room.objects.create(name="fine")
+    response = make_client("reader").get("/api/rooms/")
+    assert [room["name"] for room in response.data["results"]] == ["fine"]

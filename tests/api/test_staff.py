@@ -55,7 +55,7 @@ def test_sessions_lists_the_connections_of_live_gates(make_client):
     row = connection_row("s-live", gate="gate-1", user_id="ann", ip="10.0.0.7", network="tcp")
     response = make_client("boss", staff=True).get(SESSIONS)
     assert response.status_code == 200
-    assert response.json() == [
+    assert response.json()["results"] == [
         {
             "session_id": "s-live",
             "user_id": "ann",
@@ -66,6 +66,19 @@ def test_sessions_lists_the_connections_of_live_gates(make_client):
             "last_seen": row.last_seen.isoformat().replace("+00:00", "Z"),
         }
     ]
+
+
+@pytest.mark.django_db
+def test_sessions_come_in_pages(make_client):
+    for n in range(150):
+        connection_row(f"s-{n:03}", gate="gate-1")
+    staff = make_client("boss", staff=True)
+    first = staff.get(SESSIONS).json()
+    assert len(first["results"]) == 100
+    second = staff.get(first["next"]).json()
+    assert len(second["results"]) == 50
+    ids = {row["session_id"] for row in first["results"] + second["results"]}
+    assert len(ids) == 150
 
 
 @pytest.mark.django_db(transaction=True)

@@ -65,8 +65,14 @@ async def app(settings, request):
     await get_channel_layer().flush()
 
 
+# Valid for Django's password validators, which an auto-registration applies.
+PASSWORD = "online-pass-5521"
+
+
 async def login(session: Session, name: str) -> None:
-    reply = await call("Login", "HD_Login", copy(session), {"userName": name, "passWord": "pw"})
+    reply = await call(
+        "Login", "HD_Login", copy(session), {"userName": name, "passWord": "pw-k3y9-pass"}
+    )
     assert reply == f"login success {name}"
 
 
@@ -97,4 +103,4 @@ async def test_online_is_null_when_no_login_node_answers(app, connect):
     await owners.session_op(alice.channel, {"op": "bind", "user_id": "alice"})
     alice.user_id = "alice"
     joined = await call("Chat", "HD_JoinChat", copy(alice), {"roomName": "lobby"})
-    assert joined == {"users": ["alice"], "history": [], "online": None}
+    assert joined == {"users": ["alice"], "userCount": 1, "history": [], "online": None}
