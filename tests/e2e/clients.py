@@ -13,7 +13,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 class ChatClient:
     """paho-mqtt over WebSocket (or TCP); every PUBLISH the server sends lands in a queue."""
 
-    def __init__(self, port: int, *, mqtt31: bool = False, transport: str = "websockets") -> None:
+    def __init__(
+        self,
+        port: int,
+        *,
+        mqtt31: bool = False,
+        transport: str = "websockets",
+        source: str = "",
+        keepalive: int = 30,
+    ) -> None:
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.pending: list[tuple[str, bytes]] = []
         self.msgids = itertools.count(1)
@@ -28,7 +36,8 @@ class ChatClient:
         self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, bytes(m.payload)))
         self.disconnects = 0  # the server closing on it (paho then reconnects by itself)
         self.client.on_disconnect = self._count_disconnect
-        self.client.connect("127.0.0.1", port, keepalive=30)
+        # source: a loopback address such as 127.0.0.7, the client's address for the server.
+        self.client.connect("127.0.0.1", port, keepalive=keepalive, bind_address=source)
         self.client.loop_start()
 
     def _count_disconnect(self, *_args: Any) -> None:

@@ -84,7 +84,8 @@ class RawWebSocket:
 
 
 class RawClient:
-    """``transport`` is "tcp" (``port`` is the TCP gate's) or "websocket" (the HTTP port)."""
+    """``transport`` is "tcp" (``port`` is the TCP gate's) or "websocket" (the HTTP port);
+    ``source``, a loopback address such as 127.0.0.7, is the address the server sees."""
 
     def __init__(
         self,
@@ -93,10 +94,13 @@ class RawClient:
         connect: bool = True,
         rcvbuf: int | None = None,
         transport: str = "tcp",
+        source: str = "",
     ) -> None:
         self.sock = socket.socket()
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source:  # another loopback address: a client the server counts apart
+            self.sock.bind((source, 0))
         self.sock.connect(("127.0.0.1", port))
         self.ws = RawWebSocket(self.sock, port) if transport == "websocket" else None
         self.decoder = Decoder(max_packet_size=1 << 28)

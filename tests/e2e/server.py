@@ -31,9 +31,15 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise RuntimeError(f"server did not listen on {port} within {timeout} s")
 
 
+# Most tests log in many users from 127.0.0.1: per-address budgets for logins and new
+# accounts would refuse them. The hostile suites, which attack those budgets, keep them.
+NO_ACCOUNT_BUDGETS = {"LOGIN_RATE_PER_ADDRESS": [0, 60], "REGISTER_RATE_PER_ADDRESS": [0, 60]}
+
+
 class ServerProcess:
     """``daphne mqantsite.asgi:application`` (or uvicorn) on 127.0.0.1, with its own SQLite
-    database and its own TCP port for MQTT over TCP."""
+    database and its own TCP port for MQTT over TCP. Production defaults (DEBUG off), but for
+    the per-address account budgets unless ``account_budgets``."""
 
     def __init__(
         self,
@@ -41,12 +47,17 @@ class ServerProcess:
         extra_env: dict[str, str] | None = None,
         mqant: Mapping[str, object] | None = None,
         asgi_server: str = "daphne",
+        account_budgets: bool = False,
     ) -> None:
         self.asgi_server = asgi_server
         self.port = free_port()
         self.tcp_port = free_port()
         self.log_path = workdir / f"daphne-{self.port}.log"
-        mqant_settings = {"TCP_ADDR": f"127.0.0.1:{self.tcp_port}", **(mqant or {})}
+        mqant_settings = {
+            "TCP_ADDR": f"127.0.0.1:{self.tcp_port}",
+            **({} if account_budgets else NO_ACCOUNT_BUDGETS),
+            **(mqant or {}),
+        }
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "mqantsite.settings",

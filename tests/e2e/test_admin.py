@@ -28,7 +28,8 @@ def test_staff_sees_live_connections_and_kicks_one(server):
     try:
         for c, user in ((ann, "adm-ann"), (bob, "adm-bob")):
             assert (
-                c.request("Login/HD_Login", {"userName": user, "passWord": "pw-x1"})["Error"] == ""
+                c.request("Login/HD_Login", {"userName": user, "passWord": "pw-x1-k3y9"})["Error"]
+                == ""
             )
         admin = AdminClient(server, "boss", "boss-pass-1234")
         page = admin.get("/admin/sessions_store/liveconnection/?q=adm-")
@@ -65,7 +66,7 @@ def test_rooms_members_history_and_a_broadcast_from_the_admin(server):
     ann, bob = ChatClient(server.port), ChatClient(server.port)
     try:
         for c, user in ((ann, "room-ann"), (bob, "room-bob")):
-            login = {"userName": user, "passWord": "pw-x2"}
+            login = {"userName": user, "passWord": "pw-x2-k3y9"}
             assert c.request("Login/HD_Login", login)["Error"] == ""
             assert c.request("Chat/HD_JoinChat", {"roomName": "hall"})["Error"] == ""
         ann.request("Chat/HD_Say", {"roomName": "hall", "content": "kept"})
@@ -92,7 +93,7 @@ def test_rooms_members_history_and_a_broadcast_from_the_admin(server):
         ann.close()
         bob.close()
         carl = ChatClient(server.port)
-        carl.request("Login/HD_Login", {"userName": "room-carl", "passWord": "pw-x3"})
+        carl.request("Login/HD_Login", {"userName": "room-carl", "passWord": "pw-x3-k3y9"})
         history = carl.request("Chat/HD_JoinChat", {"roomName": "hall"})["Result"]["history"]
         assert [(h["from"], h["msg"]) for h in history][-1] == ("room-ann", "kept")
         carl.close()

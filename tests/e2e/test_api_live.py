@@ -48,7 +48,7 @@ def test_a_call_over_http_speaks_in_the_users_room(server):
         assert (hello["Error"], hello["Result"]) == ("", "you say : hi")
         assert len(hello["Trace"]) == 32
 
-        rooms = curl(server.port, "/api/rooms/", token=token)
+        rooms = curl(server.port, "/api/rooms/", token=token)["results"]
         assert {"name": "r", "message_count": 1, "members_online": 1} in rooms
         history = curl(server.port, "/api/rooms/r/messages/", token=token)
         assert [(m["from"], m["msg"]) for m in history["results"]] == [("u1", "via http")]

@@ -143,7 +143,10 @@ def test_two_pages_and_a_paho_client_chat_reload_and_reconnect(
 
     paho = ChatClient(server.port)
     try:
-        assert paho.request("Login/HD_Login", {"userName": cat, "passWord": "pw"})["Error"] == ""
+        assert (
+            paho.request("Login/HD_Login", {"userName": cat, "passWord": "pw-k3y9-pass"})["Error"]
+            == ""
+        )
         assert paho.request("Chat/HD_JoinChat", {"roomName": room})["Error"] == ""
         a.sees(f"{cat} joined")
         a.members().to_contain_text(cat)

@@ -8,15 +8,18 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
+from mqant import accounts
 from tests.e2e.clients import ChatClient
 
 pytestmark = pytest.mark.e2e
 
 _names = itertools.count()
 
+PASSWORD = "sturdy-pass-5521"  # every user's: it passes the password validators
+
 
 def login(client: ChatClient, name: str) -> None:
-    reply = client.request("Login/HD_Login", {"userName": name, "passWord": "pw-" + name})
+    reply = client.request("Login/HD_Login", {"userName": name, "passWord": PASSWORD})
     assert reply == {"Trace": reply["Trace"], "Error": "", "Result": f"login success {name}"}
 
 
@@ -96,7 +99,7 @@ def test_wrong_password(connect, users):
     first = connect()
     login(first, name)
     reply = first.request("Login/HD_Login", {"userName": name, "passWord": "not-it"})
-    assert reply["Error"] == "Wrong password"
+    assert reply["Error"] == accounts.WRONG_OR_WEAK
     assert first.request("Login/HD_Login", {"userName": name})["Error"] == (
         "userName or passWord cannot be nil"
     )
@@ -146,8 +149,8 @@ def test_login_over_mqtt_is_locked_out_after_repeated_failures(connect, users):
         client.request("Login/HD_Login", {"userName": name, "passWord": "wrong"})["Error"]
         for _ in range(6)
     ]
-    assert errors[:5] == ["Wrong password"] * 5
+    assert errors[:5] == [accounts.WRONG_OR_WEAK] * 5
     assert errors[5].startswith("Too many failed logins; try again in ")
     # Locked out: even the right password is refused for now.
-    reply = client.request("Login/HD_Login", {"userName": name, "passWord": "pw-" + name})
+    reply = client.request("Login/HD_Login", {"userName": name, "passWord": PASSWORD})
     assert reply["Error"].startswith("Too many failed logins")

@@ -27,7 +27,8 @@ LIMITS = {
     "MAX_OUTGOING_BYTES": 256 * 1024,
     "MAX_CONNECTIONS": 200,
     # Big chat messages fill a slow reader's buffers quickly.
-    "MODULE_SETTINGS": {"Chat": {"MaxMessageLength": 60000}},
+    "MODULE_SETTINGS": {"Chat": {"MaxMessageLength": 60000, "UserBytesPerDay": 0}},
+    "READ_RATE": 0,  # the slow-reader tests push megabytes through a TCP speaker
 }
 
 
@@ -57,7 +58,9 @@ def bystander(server: ServerProcess) -> Iterator[ChatClient]:
     """A well-behaved client, logged in for the whole module."""
     client = ChatClient(server.tcp_port, transport="tcp")
     assert (
-        client.request("Login/HD_Login", {"userName": "bystander", "passWord": "pw-by"})["Result"]
+        client.request("Login/HD_Login", {"userName": "bystander", "passWord": "pw-by-k3y9"})[
+            "Result"
+        ]
         == "login success bystander"
     )
     yield client
@@ -185,11 +188,13 @@ def test_a_client_that_stops_reading_is_closed(server, transport):
     sleeper = RawClient(port, rcvbuf=4096, transport=transport)
     try:
         assert (
-            speaker.request("Login/HD_Login", {"userName": "speaker", "passWord": "pw-sp"})["Error"]
+            speaker.request("Login/HD_Login", {"userName": "speaker", "passWord": "pw-sp-k3y9"})[
+                "Error"
+            ]
             == ""
         )
         assert (
-            sleeper.request("Login/HD_Login/1", {"userName": "sleeper", "passWord": "pw-sl"})[
+            sleeper.request("Login/HD_Login/1", {"userName": "sleeper", "passWord": "pw-sl-k3y9"})[
                 "Error"
             ]
             == ""

@@ -30,6 +30,6 @@ def test_readme_tour_works(server):
     out = run.stdout
     assert "'Result': 'login success alice'" in out
     assert "'Result': 'you say : hello'" in out
-    assert "'Result': {'users': ['alice'], 'history': [], 'online': 1}" in out
+    assert "'Result': {'users': ['alice'], 'history': [], 'online': 1, 'userCount': 1}" in out
     assert "'Result': {'say': 'say success'}" in out
     assert "push: Chat/OnChat {'roomName': 'lobby', 'from': 'alice'" in out

@@ -92,7 +92,7 @@ def until_ok(
 
 
 def login(client: ChatClient, name: str) -> None:
-    reply = client.request("Login/HD_Login", {"userName": name, "passWord": "pw-" + name})
+    reply = client.request("Login/HD_Login", {"userName": name, "passWord": "pw-k3y9-" + name})
     assert reply["Result"] == f"login success {name}", reply
 
 

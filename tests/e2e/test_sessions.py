@@ -52,7 +52,7 @@ def client(server: ServerProcess) -> Iterator[Callable[..., ChatClient]]:
 
 
 def login(c: ChatClient, user: str) -> None:
-    reply = c.request("Login/HD_Login", {"userName": user, "passWord": "pw-" + user})
+    reply = c.request("Login/HD_Login", {"userName": user, "passWord": "pw-k3y9-" + user})
     assert reply["Result"] == f"login success {user}", reply
 
 
@@ -213,7 +213,7 @@ def test_single_session_policy(tmp_path, policy):
     first, second = ChatClient(proc.port), ChatClient(proc.tcp_port, transport="tcp")
     try:
         login(first, "twin")
-        reply = second.request("Login/HD_Login", {"userName": "twin", "passWord": "pw-twin"})
+        reply = second.request("Login/HD_Login", {"userName": "twin", "passWord": "pw-k3y9-twin"})
         if policy == "refuse":
             assert reply["Error"] == "The user is already connected"
             assert result(second, "HD_IsGuest") is True

@@ -96,7 +96,10 @@ def terminals():
 
 def paho_user(port: int, transport: str, name: str, room: str) -> ChatClient:
     client = ChatClient(port, transport=transport)
-    assert client.request("Login/HD_Login", {"userName": name, "passWord": "pw"})["Error"] == ""
+    assert (
+        client.request("Login/HD_Login", {"userName": name, "passWord": "pw-k3y9-pass"})["Error"]
+        == ""
+    )
     assert client.request("Chat/HD_JoinChat", {"roomName": room})["Error"] == ""
     return client
 
@@ -114,7 +117,7 @@ def test_terminal_client_chats_with_a_paho_client(server, terminals, transport, 
         paho.request("Chat/HD_Say", {"roomName": room, "content": "before you came", "target": "*"})
         terminal = terminals(
             *options, "--port", str(port), "--room", room, "--user", alice,
-            env={"MQANT_PASSWORD": "alice-pw"},
+            env={"MQANT_PASSWORD": "alice-pw-k3y9"},
         )  # fmt: skip
         terminal.expect(f"{bob}: before you came")  # the room's history
         joined = terminal.expect(f"* joined {room} as {alice}")
@@ -149,14 +152,14 @@ def test_credentials_from_piped_stdin_and_a_wrong_password(server, terminals):
     name = f"term-carol{n}"
     first = terminals("--port", str(server.port), "--room", f"r{n}")
     first.type(name)  # not a terminal: user name and password are the first lines
-    first.type("carol-pw")
+    first.type("carol-pw-k3y9")
     first.expect(f"* joined r{n} as {name}")
     assert first.finish()[0] == 0
 
     wrong = terminals("--port", str(server.port), "--user", name, "--password", "not-it")
     code, err = wrong.finish()
     assert code == 1
-    assert "error: Wrong password" in err
+    assert "error: Wrong user name or password" in err
 
 
 def test_unreachable_server_exits_with_an_error(terminals):
@@ -171,7 +174,14 @@ def test_terminal_client_reconnects_logs_in_and_rejoins(tmp_path, terminals):
     try:
         room = "comeback"
         terminal = terminals(
-            "--port", str(server.port), "--room", room, "--user", "dave", "--password", "pw"
+            "--port",
+            str(server.port),
+            "--room",
+            room,
+            "--user",
+            "dave",
+            "--password",
+            "pw-k3y9-dave",
         )
         terminal.expect(f"* joined {room} as dave")
         server.stop()

@@ -17,7 +17,8 @@ def uvicorn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
     workdir = tmp_path_factory.mktemp("uvicorn")
     limits = {
         "MAX_OUTGOING_BYTES": 256 * 1024,
-        "MODULE_SETTINGS": {"Chat": {"MaxMessageLength": 60000}},
+        "MODULE_SETTINGS": {"Chat": {"MaxMessageLength": 60000, "UserBytesPerDay": 0}},
+        "READ_RATE": 0,  # the slow-reader tests push megabytes through a TCP speaker
     }
     proc = ServerProcess(workdir, asgi_server="uvicorn", mqant=limits).start()
     yield proc
@@ -30,7 +31,9 @@ def test_chat_under_uvicorn_over_both_transports(uvicorn_server):
     tcp = ChatClient(uvicorn_server.tcp_port, transport="tcp", mqtt31=True)
     try:
         for client, name in ((ws, "uv-ws"), (tcp, "uv-tcp")):
-            login = client.request("Login/HD_Login", {"userName": name, "passWord": "pw-" + name})
+            login = client.request(
+                "Login/HD_Login", {"userName": name, "passWord": "pw-k3y9-" + name}
+            )
             assert login["Result"] == f"login success {name}"
             assert client.request("Chat/HD_JoinChat", {"roomName": "uv"})["Error"] == ""
         tcp.request("Chat/HD_Say", {"roomName": "uv", "content": "over tcp"})
@@ -46,8 +49,8 @@ def test_a_websocket_client_that_stops_reading_is_closed(uvicorn_server):
     speaker = ChatClient(uvicorn_server.tcp_port, transport="tcp")
     sleeper = RawClient(uvicorn_server.port, rcvbuf=4096, transport="websocket")
     try:
-        speaker.request("Login/HD_Login", {"userName": "uv-speaker", "passWord": "pw-1"})
-        sleeper.request("Login/HD_Login/1", {"userName": "uv-sleeper", "passWord": "pw-2"})
+        speaker.request("Login/HD_Login", {"userName": "uv-speaker", "passWord": "pw-1-k3y9"})
+        sleeper.request("Login/HD_Login/1", {"userName": "uv-sleeper", "passWord": "pw-2-k3y9"})
         sleeper.request("Chat/HD_JoinChat/2", {"roomName": "uv-slow"})
         speaker.request("Chat/HD_JoinChat", {"roomName": "uv-slow"})
         for _ in range(150):  # up to 9 MB: the kernel's socket buffers take the first megabytes

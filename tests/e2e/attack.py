@@ -1,0 +1,155 @@
+"""The application-level hostile suite's tools: attackers on loopback addresses of their own,
+a bystander whose login, join and say are timed after each attack, and the server's memory.
+
+Linux routes all of 127.0.0.0/8 to the loopback interface, so a client that binds its socket
+to 127.0.0.N before connecting to 127.0.0.1 is, for the server, a client at another address:
+per-address limits can be attacked from one address while the bystander comes from another.
+"""
+
+import http.client
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.e2e.clients import ChatClient
+from tests.e2e.server import ServerProcess
+
+# What a bystander must still get while (or just after) another client attacks, in seconds.
+LOGIN_BOUND = 3.0
+HELLO_BOUND = 1.0
+JOIN_BOUND = 1.0
+SAY_BOUND = 1.0
+# The server process's resident memory must stay under this, in MiB.
+RSS_BOUND_MIB = 450
+
+_attackers = itertools.count(2)
+_bystanders = itertools.count(1)
+
+
+def attacker_address() -> str:
+    """A loopback address no other test of this run uses: 127.0.0.2, 127.0.0.3, ..."""
+    n = next(_attackers)
+    return f"127.0.{n // 250}.{n % 250 + 2}"
+
+
+def rss_mib(pid: int, field_name: str = "VmRSS") -> float:
+    """The process's resident memory now (``VmHWM``: its peak), in MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError(f"no {field_name} for {pid}")
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def http_request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | dict[str, Any] | None = None,
+    *,
+    source: str = "",
+    headers: dict[str, str] | None = None,
+    timeout: float = 10,
+) -> Response:
+    """One HTTP request to the server from loopback address ``source``; a dict body is sent
+    as JSON."""
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=timeout, source_address=(source, 0) if source else None
+    )
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    try:
+        conn.request(method, path, body=body, headers=sent)
+        reply = conn.getresponse()
+        return Response(reply.status, dict(reply.getheaders()), reply.read())
+    finally:
+        conn.close()
+
+
+def register(port: int, username: str, password: str, source: str) -> str:
+    """A new account through the REST register; returns its API token."""
+    done = http_request(
+        port, "POST", "/api/auth/register/", {"username": username, "password": password},
+        source=source,
+    )  # fmt: skip
+    assert done.status == 201, done
+    return str(done.json()["token"])
+
+
+@dataclass
+class Timings:
+    """One bystander round: seconds per step."""
+
+    login: float = 0.0
+    hello: float = 0.0
+    join: float = 0.0
+    say: float = 0.0
+    history: list[dict[str, object]] = field(default_factory=list)
+
+    def within_bounds(self) -> bool:
+        return (
+            self.login <= LOGIN_BOUND
+            and self.hello <= HELLO_BOUND
+            and self.join <= JOIN_BOUND
+            and self.say <= SAY_BOUND
+        )
+
+
+class Bystander:
+    """A well-behaved user. Each ``check`` opens a fresh connection (from an address of the
+    200.x range, its own each time, so that no per-address budget the attacks use is shared),
+    logs in, says hello, joins a room, says something there, and times each step."""
+
+    def __init__(self, server: ServerProcess, name: str = "bystander", room: str = "lobby") -> None:
+        self.server = server
+        self.name = name
+        self.password = "quiet-harbor-3318"  # unlike any bystander name
+        self.room = room
+        self.rounds: list[Timings] = []
+
+    def check(self, transport: str = "websockets") -> Timings:
+        """One round; raises AssertionError when a step fails or passes its bound."""
+        port = self.server.port if transport == "websockets" else self.server.tcp_port
+        n = next(_bystanders)
+        client = ChatClient(port, transport=transport, source=f"127.200.{n // 250}.{n % 250 + 1}")
+        try:
+            timings = Timings()
+            login = self._timed(
+                client, "Login/HD_Login", {"userName": self.name, "passWord": self.password}
+            )
+            timings.login, reply = login
+            assert reply["Result"] == f"login success {self.name}", reply
+            timings.hello, reply = self._timed(client, "HelloWorld/HD_Say", {"say": "hi"})
+            assert reply["Result"] == "you say : hi", reply
+            timings.join, reply = self._timed(client, "Chat/HD_JoinChat", {"roomName": self.room})
+            assert reply["Error"] == "", reply
+            timings.history = reply["Result"]["history"]
+            body = {"roomName": self.room, "content": f"still here {n}", "target": "*"}
+            timings.say, reply = self._timed(client, "Chat/HD_Say", body)
+            assert reply["Result"] == {"say": "say success"}, reply
+        finally:
+            client.close()
+        self.rounds.append(timings)
+        assert timings.within_bounds(), f"the bystander was slowed down: {timings}"
+        return timings
+
+    @staticmethod
+    def _timed(
+        client: ChatClient, topic: str, body: dict[str, str]
+    ) -> tuple[float, dict[str, Any]]:
+        start = time.monotonic()
+        reply = client.request(topic, body, timeout=10)
+        return time.monotonic() - start, reply
