@@ -10,7 +10,9 @@ import http.client
 import itertools
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tests.e2e.clients import ChatClient
@@ -22,9 +24,12 @@ HELLO_BOUND = 1.0
 JOIN_BOUND = 1.0
 SAY_BOUND = 1.0
 # The server process's resident memory must stay under this, in MiB.
-RSS_BOUND_MIB = 450
+RSS_BOUND_MIB = 300
 
 _attackers = itertools.count(2)
+# What every bystander round and memory check of this run measured, for the run's summary.
+ROUNDS: list["Timings"] = []
+RSS_SEEN_MIB: list[float] = []
 _bystanders = itertools.count(1)
 
 
@@ -143,6 +148,7 @@ class Bystander:
         finally:
             client.close()
         self.rounds.append(timings)
+        ROUNDS.append(timings)
         assert timings.within_bounds(), f"the bystander was slowed down: {timings}"
         return timings
 
@@ -153,3 +159,44 @@ class Bystander:
         start = time.monotonic()
         reply = client.request(topic, body, timeout=10)
         return time.monotonic() - start, reply
+
+
+def unharmed(server: ServerProcess, bystander: Bystander | None = None) -> Timings:
+    """After an attack: a bystander is served within bounds, the server lives and its memory
+    stays under RSS_BOUND_MIB. Returns the bystander's timings."""
+    timings = (bystander or Bystander(server)).check()
+    assert server.alive()
+    RSS_SEEN_MIB.append(rss_mib(server.pid(), "VmHWM"))
+    assert RSS_SEEN_MIB[-1] < RSS_BOUND_MIB
+    return timings
+
+
+def summary() -> list[str]:
+    """The worst of what the bystanders measured in this run, and the servers' peak memory."""
+    if not ROUNDS:
+        return []
+    worst = {
+        step: max(getattr(t, step) for t in ROUNDS) for step in ("login", "hello", "join", "say")
+    }
+    steps = ", ".join(f"{step} {seconds * 1000:.0f} ms" for step, seconds in worst.items())
+    lines = [f"bystander after attacks: {len(ROUNDS)} rounds; worst {steps}"]
+    if RSS_SEEN_MIB:
+        lines.append(
+            f"attacked servers' peak RSS: {max(RSS_SEEN_MIB):.0f} MiB (bound {RSS_BOUND_MIB})"
+        )
+    return lines
+
+
+def hostile_server(
+    workdir: Path, max_log_lines: int | None = None, **options: Any
+) -> Iterator[ServerProcess]:
+    """A server for a hostile suite, with every production default (the per-address account
+    budgets included), for a module's fixture to yield from; stopped afterwards, its log
+    must hold no traceback (and at most ``max_log_lines`` lines)."""
+    proc = ServerProcess(workdir, account_budgets=True, **options).start()
+    yield proc
+    proc.stop()
+    log = proc.output()
+    assert "Traceback" not in log, log[-5000:]
+    if max_log_lines is not None:
+        assert len(log.splitlines()) <= max_log_lines, log[-5000:]

@@ -33,3 +33,11 @@ def connect(request: pytest.FixtureRequest, server: ServerProcess) -> Iterator[C
     yield open_client
     for client in clients:
         client.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The hostile suites' figures: the bystanders' worst latencies, the peak memory."""
+    from tests.e2e import attack
+
+    for line in attack.summary():
+        terminalreporter.write_line(line)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.hashers import make_password
 
-from tests.e2e.attack import RSS_BOUND_MIB, Bystander, attacker_address, rss_mib
+from tests.e2e.attack import Bystander, attacker_address, hostile_server, unharmed
 from tests.e2e.clients import ChatClient
 from tests.e2e.server import ROOT, ServerProcess
 
@@ -32,13 +32,8 @@ USER_BYTES_PER_DAY = 2 * 1024 * 1024  # Chat's UserBytesPerDay default
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("hostile-chat"), account_budgets=True).start()
-    yield proc
-    proc.stop()
-    log = proc.output()
-    assert "Traceback" not in log, log[-5000:]
     # Thousands of refusals, and not a log line each.
-    assert len(log.splitlines()) < 400, log[-5000:]
+    yield from hostile_server(tmp_path_factory.mktemp("hostile-chat"), max_log_lines=400)
 
 
 def database(server: ServerProcess) -> sqlite3.Connection:
@@ -91,10 +86,7 @@ def logged_in(server: ServerProcess, name: str, transport: str = "websockets") -
 def bystander_fine(server: ServerProcess, room: str = "lobby") -> list[dict[str, object]]:
     """A fresh WebSocket client logs in, joins ``room`` and talks in time; the server is
     alive and its memory bounded. Returns the history the join gave."""
-    timings = Bystander(server, room=room).check()
-    assert server.alive()
-    assert rss_mib(server.pid()) < RSS_BOUND_MIB
-    return timings.history
+    return unharmed(server, Bystander(server, room=room)).history
 
 
 def test_a_long_stored_name_cannot_make_a_room_unjoinable(server):
