@@ -69,6 +69,11 @@ DEFAULTS: dict[str, Any] = {
     # costs the server a frame to parse and a pong to send); past it the socket is closed.
     "WS_PING_RATE": 2.0,
     "WS_PING_BURST": 10,
+    # Under daphne: lines of its access log (one per HTTP request and WebSocket event) per
+    # second, sustained and in a burst, for the whole process; past it lines are counted
+    # and the count written with the next line. 0 turns the bound off.
+    "ACCESS_LOG_RATE": 50.0,
+    "ACCESS_LOG_BURST": 500,
 }
 
 

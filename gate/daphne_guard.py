@@ -364,6 +364,37 @@ def guarded_websocket_class(websocket_protocol: type) -> type:
     return GuardedWebSocketProtocol
 
 
+# Characters of a request (method and path, which the client chose) an access line keeps.
+ACCESS_LINE_REQUEST_CHARS = 1000
+
+
+def bounded_access_log(generator: type) -> type:
+    """daphne's access log (one line per HTTP request and WebSocket event, written straight
+    to its stream, past Python's logging), bounded: ACCESS_LOG_RATE lines a second after an
+    ACCESS_LOG_BURST, for the whole process; the lines held back are counted and the count
+    written with the next line; a request is cut at ACCESS_LINE_REQUEST_CHARS characters."""
+
+    class BoundedAccessLog(generator):  # type: ignore[misc]
+        def __init__(self, stream: Any) -> None:
+            super().__init__(stream)
+            rate, burst = float(conf.get("ACCESS_LOG_RATE")), int(conf.get("ACCESS_LOG_BURST"))
+            self._lines = TokenBucket(rate, burst)
+            self._held = 0
+
+        def write_entry(self, host: Any, date: Any, request: str, *args: Any, **kw: Any) -> None:
+            if not self._lines.admit():
+                self._held += 1
+                return
+            if len(request) > ACCESS_LINE_REQUEST_CHARS:
+                request = request[:ACCESS_LINE_REQUEST_CHARS] + "..."
+            if self._held:
+                request = f"{request} [{self._held} access lines held back]"
+                self._held = 0
+            super().write_entry(host, date, request, *args, **kw)
+
+    return BoundedAccessLog
+
+
 def guarded_http_factory(http_factory: type, request_class: type) -> Any:
     """A stand-in for daphne's HTTPFactory class in daphne.server: called as
     ``HTTPFactory(server)``, it returns daphne's factory wrapped in a SocketGuard."""
@@ -418,8 +449,18 @@ def install() -> bool:
     server.WebSocketFactory = guarded_websocket_factory(
         ws_protocol.WebSocketFactory, protocol_class
     )
+    _bound_access_log()
     _installed = True
     return True
+
+
+def _bound_access_log() -> None:
+    """daphne's command line builds its access log after it imports the application: give it
+    the bounded one (nothing to do when daphne was started otherwise)."""
+    cli = sys.modules.get("daphne.cli")
+    generator = getattr(cli, "AccessLogGenerator", None)
+    if cli is not None and isinstance(generator, type) and hasattr(generator, "write_entry"):
+        setattr(cli, "AccessLogGenerator", bounded_access_log(generator))  # noqa: B010
 
 
 def _unexpected(server: Any, http_protocol: Any, ws_protocol: Any) -> str:

@@ -3,6 +3,7 @@ with production defaults: reading someone else's messages after a logout, fillin
 and burning CPU with packets that are not calls. After each attack a bystander from another
 address still logs in, joins and says within bounds, and the server's memory stays bounded."""
 
+import http.client
 import re
 import time
 from collections.abc import Iterator
@@ -169,3 +170,25 @@ def test_a_keepalive_of_a_day_is_capped(tmp_path):
         assert 2.5 <= time.monotonic() - started <= 6
     finally:
         proc.stop()
+
+
+def test_a_flood_of_requests_makes_a_bounded_access_log(server):
+    """daphne writes an access line per request: 1,500 requests (a few seconds of one
+    keep-alive connection) write at most ACCESS_LOG_BURST (500) lines and ACCESS_LOG_RATE
+    (50) a second."""
+    before = len(log_lines(server))
+    conn = http.client.HTTPConnection(
+        "127.0.0.1", server.port, source_address=(attacker_address(), 0)
+    )
+    started = time.monotonic()
+    try:
+        for n in range(1500):
+            conn.request("GET", f"/no-such-page/{n}")
+            assert conn.getresponse().read() is not None
+    finally:
+        conn.close()
+    elapsed = time.monotonic() - started
+    time.sleep(0.5)
+    added = log_lines(server)[before:]
+    assert len(added) <= 500 + 50 * (elapsed + 1) + 5, (len(added), elapsed)
+    assert len(added) < 1500

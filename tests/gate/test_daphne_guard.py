@@ -355,3 +355,26 @@ def test_limits_come_from_the_settings(settings, limit):
     settings.MQANT = {**settings.MQANT, limit: 7}
     limits = SocketLimits.from_settings()
     assert 7 in (limits.max_per_address, limits.ping_rate)
+
+
+def test_the_access_log_is_bounded_and_says_what_it_held_back(settings):
+    """daphne writes a line per request straight to its stream: a flood of requests was a
+    flood of lines, each with a path of the client's choosing."""
+    import io
+
+    from daphne.access import AccessLogGenerator
+
+    from gate.daphne_guard import ACCESS_LINE_REQUEST_CHARS, bounded_access_log
+
+    settings.MQANT = {**settings.MQANT, "ACCESS_LOG_RATE": 0.001, "ACCESS_LOG_BURST": 5}
+    stream = io.StringIO()
+    log = bounded_access_log(AccessLogGenerator)(stream)
+    details = {"client": "192.0.2.1:5000", "method": "GET", "path": "/x" * 5000}
+    for _ in range(100):
+        log("http", "complete", {**details, "status": 404, "size": 10})
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 5
+    assert all(len(line) < ACCESS_LINE_REQUEST_CHARS + 200 for line in lines)
+    log._lines = type(log._lines)(1000, 1)  # time passes: room for one more line
+    log("http", "complete", {**details, "status": 404, "size": 10})
+    assert stream.getvalue().splitlines()[-1].endswith('[95 access lines held back]" 404 10')
