@@ -101,6 +101,10 @@ async def login(
         await db(lockout.failed)(attempt.reservation)
         raise WrongCredentials(attempt.wrong_text)
     await db(lockout.succeeded)(attempt.reservation)
+    if not attempt.creates and hashing.outdated(user.password):
+        # As Django's own login does: a hash made with weaker settings is made again.
+        user.password = await hashing.aencode(password, address=ip)
+        await db(_store_password)(user)
     return user
 
 
@@ -173,6 +177,10 @@ def _create(username: str, encoded: str) -> "User":
     with transaction.atomic():
         user.save()
     return user
+
+
+def _store_password(user: "User") -> None:
+    user.save(update_fields=["password"])
 
 
 def _find(username: str) -> "User | None":

@@ -18,7 +18,12 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from django.contrib.auth.hashers import check_password, make_password
+from django.contrib.auth.hashers import (
+    check_password,
+    get_hasher,
+    identify_hasher,
+    make_password,
+)
 
 from mqant import conf
 from mqant.accounts.errors import Refused
@@ -121,6 +126,16 @@ def _verify(password: str, encoded: str | None) -> bool:
         make_password(password)  # as long as a real check: no user is told apart by time
         return False
     return check_password(password, encoded)
+
+
+def outdated(encoded: str) -> bool:
+    """Whether a hash was made by another hasher, or with other settings (fewer iterations),
+    than the preferred one: the next successful login should make it again."""
+    try:
+        hasher = identify_hasher(encoded)
+    except ValueError:
+        return False
+    return hasher.algorithm != get_hasher().algorithm or bool(hasher.must_update(encoded))
 
 
 async def averify(password: str, encoded: str | None, *, address: str) -> bool:

@@ -174,3 +174,18 @@ def test_unknown_users_take_as_long_as_wrong_passwords(settings):
 
     known, unknown = seconds("timed"), seconds("untimed")
     assert unknown > known / 3, (known, unknown)
+
+
+def test_a_hash_made_with_weaker_settings_is_made_again_at_login(settings):
+    """As Django's own login does (check_password's setter)."""
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    ]
+    make_user("upgraded")
+    assert get_user_model().objects.get(username="upgraded").password.startswith("md5$")
+    settings.PASSWORD_HASHERS = settings.PASSWORD_HASHERS[::-1]  # PBKDF2 preferred now
+    accounts.login_sync(username="upgraded", password=PASSWORD, ip="")
+    stored = get_user_model().objects.get(username="upgraded").password
+    assert stored.startswith("pbkdf2_sha256$")
+    assert accounts.login_sync(username="upgraded", password=PASSWORD, ip="").pk
