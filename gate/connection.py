@@ -173,8 +173,7 @@ class MQTTConnection:
         MQTTConnection.live.discard(self)
         if self._timer is not None:
             self._timer.cancel()
-        owners.detach(self.session.channel)
-        self.inbox.unregister(self.session.session_id)
+        self._detach()
         if self._events is not None:
             self._events.cancel()
         self.calls.cancel()
@@ -182,9 +181,7 @@ class MQTTConnection:
             task.cancel()
         if self._writer is not None:
             self._writer.cancel()
-        for group in self._groups:
-            await self.inbox.discard(group, self)
-        self._groups.clear()
+        await self._leave_groups(keep=set())
         if self._accepted:
             self.keeper.closed()
 
@@ -218,8 +215,6 @@ class MQTTConnection:
             stored = await self.keeper.stored_settings(op["user_id"])
             session.user_id = op["user_id"]
             session.settings = {**stored, **session.settings}  # live keys win
-        elif name in ("unbind", "logout"):
-            pass  # a guest now (_end_identity)
         elif name == "set":
             session.settings[op["key"]] = op["value"]
         elif name in ("set_batch", "push"):
@@ -248,19 +243,29 @@ class MQTTConnection:
         modules hear of the session's end, and the connection goes on as a guest under a new
         session id with no settings. Nothing addressed to the old session (a room's
         messages, a private message, a module's stale copy of it) reaches the next user."""
-        for group in self._groups - {groups.EVERYONE}:
-            await self.inbox.discard(group, self)
-        self._groups &= {groups.EVERYONE}
+        await self._leave_groups(keep={groups.EVERYONE})
         self.keeper.closed()
+        self._detach()
         session = self.session
-        owners.detach(session.channel)
-        self.inbox.unregister(session.session_id)
         session.session_id = secrets.token_hex(8)
         session.channel = self.inbox.address(session.session_id)
         session.user_id, session.settings = "", {}
-        owners.attach(session.channel, self)
-        self.inbox.register(session.session_id, self)
+        self._attach()
         self.keeper.opened()
+
+    def _attach(self) -> None:
+        """Make the connection reachable by its session's channel (and key in the inbox)."""
+        owners.attach(self.session.channel, self)
+        self.inbox.register(self.session.session_id, self)
+
+    def _detach(self) -> None:
+        owners.detach(self.session.channel)
+        self.inbox.unregister(self.session.session_id)
+
+    async def _leave_groups(self, keep: set[str]) -> None:
+        for group in self._groups - keep:
+            await self.inbox.discard(group, self)
+        self._groups &= keep
 
     async def _group(self, op: str, group: str) -> None:
         if op == "group_add" and not self._lost:
@@ -317,8 +322,7 @@ class MQTTConnection:
             self.protocol.refuse(refusal)
             return []
         self._accepted = True
-        owners.attach(self.session.channel, self)
-        self.inbox.register(self.session.session_id, self)
+        self._attach()
         self._schedule_idle_check()
         events = self.protocol.accept()
         self.keeper.opened()
