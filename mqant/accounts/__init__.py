@@ -70,7 +70,6 @@ Db = Callable[..., Callable[..., Awaitable[Any]]]
 class _Attempt:
     """A login attempt, counted: the user it names (None: none), or a name to register."""
 
-    username: str
     user: "User | None"
     reservation: lockout.Reservation
     creates: bool  # an unknown name, a valid password: register it
@@ -97,6 +96,9 @@ async def login(
     except BaseException:
         await db(lockout.cancelled)(attempt.reservation)
         raise
+    if attempt.creates and user is None:  # a concurrent first login registered the name
+        await db(lockout.cancelled)(attempt.reservation)
+        return await login(username=username, password=password, ip=ip, _db=_db)
     if user is None:
         await db(lockout.failed)(attempt.reservation)
         raise WrongCredentials(attempt.wrong_text)
@@ -117,10 +119,9 @@ async def register(*, username: str, password: str, ip: str, _db: Db | None = No
     db = _db or database_sync_to_async
     username = await db(_validate_new)(username, password, ip)
     encoded = await hashing.aencode(password, address=ip)
-    try:
-        created: User = await db(_create)(username, encoded)
-    except IntegrityError as err:  # registered concurrently since the check
-        raise ValidationError({"username": [USERNAME_TAKEN]}) from err
+    created: User | None = await db(_create)(username, encoded)
+    if created is None:  # registered concurrently since the check
+        raise ValidationError({"username": [USERNAME_TAKEN]})
     return created
 
 
@@ -148,7 +149,7 @@ def _begin(username: str, password: str, ip: str, auto_register: bool) -> _Attem
         budgets.take("register", ip)
         creates = not _password_errors(username, password)
     reservation = lockout.reserve(username=username, ip=ip)
-    return _Attempt(username, user, reservation, creates, wrong)
+    return _Attempt(user, reservation, creates, wrong)
 
 
 def _validate_new(username: str, password: str, ip: str) -> str:
@@ -170,12 +171,16 @@ def _validate_new(username: str, password: str, ip: str) -> str:
     return username
 
 
-def _create(username: str, encoded: str) -> "User":
+def _create(username: str, encoded: str) -> "User | None":
+    """A new user with this password hash; None when the name was taken meanwhile."""
     User = get_user_model()
     user = User(**{User.USERNAME_FIELD: username})
     user.password = encoded
-    with transaction.atomic():
-        user.save()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        return None
     return user
 
 

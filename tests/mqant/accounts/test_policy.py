@@ -189,3 +189,16 @@ def test_a_hash_made_with_weaker_settings_is_made_again_at_login(settings):
     stored = get_user_model().objects.get(username="upgraded").password
     assert stored.startswith("pbkdf2_sha256$")
     assert accounts.login_sync(username="upgraded", password=PASSWORD, ip="").pk
+
+
+async def test_two_first_logins_of_one_new_name_both_succeed(fast_hash):
+    """Both find the name free, both hash, one registers it: the other checks its password
+    against that account instead of failing on the database's uniqueness."""
+    import asyncio
+
+    attempts = [
+        accounts.login(username="twin-new", password="a-decent-pass-9", ip="", auto_register=True)
+        for _ in range(2)
+    ]
+    first, second = await asyncio.gather(*attempts)
+    assert first.pk == second.pk
