@@ -20,7 +20,7 @@ from gate.heartbeat import start_heartbeat
 from gate.inbox import Inbox, inbox
 from gate.inorder import InOrder
 from gate.keeper import SessionKeeper
-from gate.limits import Budget
+from gate.limits import TokenBucket
 from gate.mqtt import (
     Connected,
     ConnectionRefused,
@@ -83,7 +83,7 @@ class MQTTConnection:
             max_topics_per_subscribe=int(conf.get("MAX_TOPICS_PER_SUBSCRIBE")),
         )
         self.max_outgoing = int(conf.get("MAX_OUTGOING_BYTES"))
-        self._control_budget = Budget(
+        self._control_budget = TokenBucket(
             float(conf.get("CONTROL_PACKET_RATE")), int(conf.get("CONTROL_PACKET_BURST"))
         )
         self._control_counted = 0

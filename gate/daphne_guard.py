@@ -30,7 +30,7 @@ from twisted.python.failure import Failure
 from zope.interface import classImplements  # type: ignore[import-untyped]
 
 from gate import conf
-from gate.limits import Budget, TokenBucket, address_key, refusals
+from gate.limits import TokenBucket, address_key, refusals
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class GuardedSocket(ProtocolWrapper):
         self._limits = factory.limits
         self._clock = factory.clock
         self._http = wrapped  # until daphne hands the socket to a WebSocket protocol
-        self._budget = Budget(
+        self._budget = TokenBucket(
             self._limits.read_rate, self._limits.read_burst, clock=self._clock.seconds
         )
         self._pings: TokenBucket | None = None

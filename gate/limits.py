@@ -32,35 +32,12 @@ MAX_IDLE_ADDRESSES = 65536
 
 
 class TokenBucket:
-    """``rate`` events per second sustained, ``burst`` at once; a rate of 0 admits everything."""
+    """``rate`` units per second sustained, ``burst`` at once; a rate of 0 admits everything.
 
-    __slots__ = ("_clock", "_last", "_tokens", "burst", "rate")
-
-    def __init__(self, rate: float, burst: int, clock: Clock = time.monotonic) -> None:
-        self.rate = rate
-        self.burst = max(1, burst)
-        self._clock = clock
-        self._tokens = float(self.burst)
-        self._last = clock()
-
-    def admit(self) -> bool:
-        """Take a token if there is one."""
-        if not self.rate:
-            return True
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return True
-        return False
-
-
-class Budget:
-    """``rate`` units (bytes read, packets decoded) per second sustained, ``burst`` at once.
-    What has been read cannot be refused, so spending past the budget leaves a debt, and
-    ``spend`` says how long the reader should wait before reading again (or, for a client
-    that may not go past it, that it went past). A rate of 0 never asks to wait."""
+    ``admit`` takes one unit if there is one (a call, a ping, a connection). ``spend`` counts
+    units that cannot be refused (bytes already read, packets already decoded): past the
+    budget that leaves a debt, and it says how long the reader should wait before reading
+    again (or, for a client that may not go past it, that it went past)."""
 
     __slots__ = ("_clock", "_last", "_tokens", "burst", "rate")
 
@@ -71,14 +48,28 @@ class Budget:
         self._tokens = float(self.burst)
         self._last = clock()
 
+    def admit(self) -> bool:
+        """Take a token if there is one."""
+        if not self.rate:
+            return True
+        self._refill()
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
     def spend(self, n: int) -> float:
         """Count ``n`` units; the seconds until the budget is out of debt (0: read on)."""
         if not self.rate:
             return 0.0
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate) - n
-        self._last = now
+        self._refill()
+        self._tokens -= n
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
 
 
 def address_key(ip: str) -> str:

@@ -7,7 +7,7 @@ import ssl
 
 from gate import conf
 from gate.connection import MQTTConnection
-from gate.limits import Budget, ConnectionSlot
+from gate.limits import ConnectionSlot, TokenBucket
 from gate.node import GATE_ID
 from mqant import config as mqant_config
 
@@ -56,7 +56,7 @@ async def serve_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         slot.release()
         writer.transport.abort()
         raise
-    budget = Budget(float(conf.get("READ_RATE")), int(conf.get("READ_BURST")))
+    budget = TokenBucket(float(conf.get("READ_RATE")), int(conf.get("READ_BURST")))
     try:
         while not connection.closed:
             data = await reader.read(READ_SIZE)

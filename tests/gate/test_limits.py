@@ -7,7 +7,6 @@ import pytest
 
 from gate.limits import (
     AddressLimits,
-    Budget,
     ConnectionSlot,
     RefusalLog,
     TokenBucket,
@@ -43,7 +42,7 @@ def test_token_bucket_admits_a_burst_then_the_rate(clock):
 
 
 def test_byte_budget_asks_to_wait_out_its_debt(clock):
-    budget = Budget(1000, 4000, clock=clock)
+    budget = TokenBucket(1000, 4000, clock=clock)
     assert budget.spend(4000) == 0.0
     assert budget.spend(500) == pytest.approx(0.5)  # 500 bytes of debt at 1000 B/s
     clock.advance(0.5)
@@ -54,7 +53,7 @@ def test_byte_budget_asks_to_wait_out_its_debt(clock):
 
 
 def test_a_byte_budget_of_rate_zero_never_waits(clock):
-    assert Budget(0, 1, clock=clock).spend(10**9) == 0.0
+    assert TokenBucket(0, 1, clock=clock).spend(10**9) == 0.0
 
 
 # Addresses
