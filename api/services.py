@@ -13,7 +13,7 @@ from asgiref.sync import async_to_sync
 from rest_framework.authtoken.models import Token
 
 from chat import services as chat_services
-from mqant import RPCError, Session, accounts, call
+from mqant import RPCError, Session, accounts, call, dependencies
 from mqant.admin_actions import close_channels
 from sessions_store.models import LiveConnection
 
@@ -105,8 +105,13 @@ async def handler_call(*, session: Session, module: str, handler: str, body: Any
         result = await call(module, handler, session, body)
     except RPCError as err:
         return CallReply(envelope=_envelope(trace, str(err), None))
-    except Exception:
-        # The channel layer failed (Redis down): the caller still gets an answer.
+    except Exception as err:
+        # The channel layer failed: the caller still gets an answer; a dependency's outage
+        # is logged once, not per call.
+        dependency = dependencies.of_error(err)
+        if dependency is not None:
+            dependency.failed(err)
+            return CallReply(envelope=_envelope(trace, str(dependency.error()), None))
         logger.exception("trace %s: calling %s/%s failed", trace, module, handler)
         return CallReply(envelope=_envelope(trace, INTERNAL_ERROR, None))
     if isinstance(result, bytes):

@@ -9,7 +9,7 @@ import json
 import logging
 from typing import Any
 
-from mqant import RPCError, Session, jsontext, rpc
+from mqant import RPCError, Session, dependencies, jsontext, rpc
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +67,17 @@ async def route(session: Session, topic: str, payload: bytes) -> bytes | None:
         result = await rpc.call_node(node, handler, (session, msg), timeout=rpc.default_timeout())
     except RPCError as err:
         return envelope(session.trace_id, str(err), None) if has_msgid else None
-    except Exception:
-        # The channel layer failed (Redis down, its pool exhausted): the client still hears.
-        logger.exception("trace %s: calling %s failed", session.trace_id, topic)
-        return envelope(session.trace_id, INTERNAL_ERROR, None) if has_msgid else None
+    except Exception as err:
+        # The channel layer failed (its pool exhausted...): the client still hears, and a
+        # dependency's outage is logged once, not per call.
+        dependency = dependencies.of_error(err)
+        if dependency is not None:
+            dependency.failed(err)
+            error = str(dependency.error())
+        else:
+            logger.exception("trace %s: calling %s failed", session.trace_id, topic)
+            error = INTERNAL_ERROR
+        return envelope(session.trace_id, error, None) if has_msgid else None
     if not has_msgid:
         return None
     if isinstance(result, bytes):

@@ -11,6 +11,7 @@ from mqant.errors import (
     RemoteError,
     RPCError,
     ServiceNotFound,
+    ServiceUnavailable,
 )
 from mqant.module import Module
 from mqant.owners import NO_CONNECTION
@@ -27,6 +28,7 @@ __all__ = [
     "RPCError",
     "RemoteError",
     "ServiceNotFound",
+    "ServiceUnavailable",
     "Session",
     "call",
     "call_nr",

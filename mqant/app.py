@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
-from mqant import conf, config, timeouts
+from mqant import conf, config, dependencies, timeouts
 from mqant import registry as mqant_registry
 from mqant.errors import RemoteError, RPCError, ServiceNotFound
 from mqant.module import Module
@@ -48,9 +48,11 @@ class App:
         self.draining = False
         self._closing = asyncio.Event()
         self._runs: set[asyncio.Task[Any]] = set()
+        self._hooks: set[asyncio.Task[Any]] = set()  # on_node_started, cancelled at stop
         self._subscriptions: list[Subscription] = []
         self._calls: set[asyncio.Task[Any]] = set()
         self._layer: BaseChannelLayer | None = None
+        self._probe: dependencies.DatabaseProbe | None = None
 
     async def start(self) -> None:
         """Initialise and start every module the deployment gives this process.
@@ -58,8 +60,11 @@ class App:
         Raises ImproperlyConfigured for an invalid deployment; a module that fails to start
         stops the ones started before it.
         """
+        from mqant import rpc  # rpc imports this module
+
         server_conf = config.load()
         self._layer = get_channel_layer()
+        self.registry.watch_gone(rpc.nodes_gone)
         try:
             await self.registry.start()
             for entry in server_conf.for_process(self.process_id):
@@ -68,6 +73,10 @@ class App:
             await self.stop()
             raise
         self.started = True
+        every = float(conf.get("DATABASE_PROBE"))
+        if every > 0:
+            self._probe = dependencies.DatabaseProbe(every=every, timeout=every)
+            self._probe.start()
         logger.info(
             "mqant process %s started from %s: %s",
             self.process_id,
@@ -109,9 +118,9 @@ class App:
         await self._wait(set(self._runs), deadline, "run() to return")
         for subscription in self._subscriptions:
             await self._quietly(subscription.stop(), "unsubscribing")
-        for task in (*self._calls, *self._runs):
+        for task in (*self._calls, *self._runs, *self._hooks):
             task.cancel()
-        await asyncio.gather(*self._calls, *self._runs, return_exceptions=True)
+        await asyncio.gather(*self._calls, *self._runs, *self._hooks, return_exceptions=True)
         for module, server in reversed(self.modules):
             await server.stop()
             left = max(deadline - self.loop.time(), 0.0)
@@ -121,6 +130,8 @@ class App:
             except Exception:
                 logger.exception("%r: on_destroy failed", module)
         await self._quietly(self.registry.close(), "closing the registry")
+        if self._probe is not None:
+            await self._probe.stop()
         self.started = False
 
     async def _start_entry(self, entry: config.ModuleEntry) -> None:
@@ -154,6 +165,14 @@ class App:
         await self._start_serving(node, server)
         self._spawn(module.run(self._closing), f"{node.node_id} run", self._runs)
         await self.registry.register(node)
+        self._spawn(self._node_started(module), f"{node.node_id} started", self._hooks)
+
+    @staticmethod
+    async def _node_started(module: Module) -> None:
+        try:
+            await module.on_node_started()
+        except Exception:
+            logger.exception("%r: on_node_started failed", module)
 
     def _spawn(self, coro: Any, name: str, tasks: set[asyncio.Task[Any]]) -> None:
         task = self.loop.create_task(coro, name=name)
@@ -230,9 +249,13 @@ class App:
                 failed = RemoteError("internal error")
                 reply = {**reply, "result": None, "error": str(failed), "kind": failed.kind}
                 await self._layer.send(message["reply_to"], reply)
-        except Exception:
-            # The caller will see its deadline pass; this node goes on serving.
-            logger.exception("%s: replying to %s failed", node.node_id, message["fn"])
+        except Exception as err:
+            # The caller will see its deadline pass (or Redis's outage); this node goes on.
+            dependency = dependencies.of_error(err)
+            if dependency is not None:
+                dependency.failed(err)
+            else:
+                logger.exception("%s: replying to %s failed", node.node_id, message["fn"])
 
 
 _app: App | None = None

@@ -42,6 +42,8 @@ class RateLimitFilter(logging.Filter):
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if _dependency_failure(record):
+            return False
         held = self._admit(self._kind(record))
         if held is None:
             return False
@@ -55,7 +57,8 @@ class RateLimitFilter(logging.Filter):
         record.msg, record.args = message, None
         return True
 
-    def _kind(self, record: logging.LogRecord) -> tuple[str, int, str]:
+    @staticmethod
+    def _kind(record: logging.LogRecord) -> tuple[str, int, str]:
         template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
         return (record.name, record.levelno, template[:200])
 
@@ -85,3 +88,18 @@ class RateLimitFilter(logging.Filter):
             tokens, last, held = self._kinds[kind]
             if not held and tokens + (now - last) * self.rate >= self.burst:
                 del self._kinds[kind]
+
+
+def _dependency_failure(record: logging.LogRecord) -> bool:
+    """Whether the record is a request's traceback for a dependency's failure (the database
+    or Redis down): the outage is logged once by mqant.dependencies, not once per request."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if exc is None or not record.name.startswith("django"):
+        return False
+    from mqant import dependencies  # imported while logging is configured: late
+
+    dependency = dependencies.of_error(exc)
+    if dependency is None:
+        return False
+    dependency.failed(exc)
+    return True

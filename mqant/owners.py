@@ -111,9 +111,12 @@ async def deliver(channel: str, topic: str, payload: bytes) -> None:
 
 
 async def _send(channel: str, message: GateSendMessage | SessionOpMessage) -> None:
+    rpc.refuse_while_redis_down()
     try:
         await get_channel_layer().send(channel, message)
     except ChannelFull:
         # Nobody reads that channel fast enough (or at all: the connection is gone).
         # Delivery is best effort, as group sends are; the sender must not fail for it.
         logger.debug("dropped %s to %s: channel full", message["type"], channel)
+    except Exception as err:
+        raise rpc.layer_failure(err) from err

@@ -5,6 +5,16 @@ Each node is a key ``<prefix>:node:<node id>`` holding its description, set with
 them. A process that stops deletes its keys; one that dies stops writing them and Redis
 expires them ``ttl`` seconds later, so its nodes leave every other process's view.
 
+A process that stops drains: its nodes' records say ``draining`` until it has answered its
+calls in flight, so that other processes stop choosing them without giving up on those calls.
+A node that vanishes without draining (its process died) is reported to the registry's
+watchers, which fail the calls still waiting for it (mqant.rpc) instead of waiting for their
+deadline.
+
+The heartbeat is also this process's probe of Redis (mqant.dependencies.REDIS): a command that
+fails or takes longer than ``timeout`` marks Redis down, the next one that succeeds marks it
+back.
+
 Each process keeps a snapshot of the live nodes, read again at every heartbeat and whenever a
 caller asks for a type or a node the snapshot lacks (``lookup``), so that calls cost no Redis
 round trip while a node that has just started is found at once.
@@ -19,6 +29,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from redis import asyncio as aioredis
 
+from mqant.dependencies import REDIS
 from mqant.errors import ServiceNotFound
 from mqant.registry import Node, NodeRegistry, Selector, random_selector
 
@@ -47,7 +58,8 @@ class RedisNodeRegistry(NodeRegistry):
 
     ``ttl``: seconds after which a node whose process stopped writing it is gone;
     ``heartbeat``: seconds between writes (and between reads of the others' nodes);
-    ``timeout``: seconds a Redis command may take (every command here is quick).
+    ``timeout``: seconds a Redis command may take (every command here is quick): past it,
+    Redis is taken for down (hung).
     """
 
     def __init__(
@@ -58,7 +70,7 @@ class RedisNodeRegistry(NodeRegistry):
         prefix: str = "mqant",
         ttl: float = 3.0,
         heartbeat: float = 1.0,
-        timeout: float = 5.0,
+        timeout: float = 2.0,
     ) -> None:
         super().__init__(selector)
         if not 0 < heartbeat < ttl:
@@ -75,6 +87,7 @@ class RedisNodeRegistry(NodeRegistry):
         self._task: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Task[None] | None = None
         self._missed: dict[str, float] = {}  # target -> when a lookup last missed it
+        self._leaving: dict[str, Node] = {}  # own nodes that drain: written as draining
 
     @property
     def index_key(self) -> str:
@@ -96,6 +109,7 @@ class RedisNodeRegistry(NodeRegistry):
             socket_keepalive=True,
         )
         await self.refresh()
+        REDIS.probe = True
         self._task = asyncio.create_task(self._beat(), name="mqant registry heartbeat")
 
     async def close(self) -> None:
@@ -104,9 +118,17 @@ class RedisNodeRegistry(NodeRegistry):
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+            REDIS.forget()  # nothing probes it any more
         try:
-            for node_id in list(self._own):
-                await self.deregister(node_id)
+            node_ids = [*self._own, *self._leaving]
+            self._leaving.clear()
+            for node_id in node_ids:
+                await super().deregister(node_id)
+            if node_ids:
+                async with asyncio.timeout(self.timeout), self._client().pipeline() as pipe:
+                    pipe.delete(*(self.node_key(node_id) for node_id in node_ids))
+                    pipe.srem(self.index_key, *node_ids)
+                    await pipe.execute()
         finally:
             if self._redis is not None:
                 await self._redis.aclose()
@@ -117,11 +139,12 @@ class RedisNodeRegistry(NodeRegistry):
         await self._write(node)
 
     async def deregister(self, node_id: str) -> None:
+        """Stop offering the node: its record says it drains until ``close`` deletes it."""
+        node = self._own.get(node_id)
         await super().deregister(node_id)
-        async with asyncio.timeout(self.timeout), self._client().pipeline() as pipe:
-            pipe.delete(self.node_key(node_id))
-            pipe.srem(self.index_key, node_id)
-            await pipe.execute()
+        if node is not None:
+            self._leaving[node_id] = node
+            await self._write(node, draining=True)
 
     async def lookup(self, target: str) -> Node:
         try:
@@ -130,7 +153,7 @@ class RedisNodeRegistry(NodeRegistry):
             try:
                 await self._refresh_for(target)
             except Exception as err:  # Redis unreachable: the snapshot is all there is
-                logger.warning("node registry refresh failed: %s", err)
+                REDIS.failed(err)
         return self.select(target)
 
     async def refresh(self) -> None:
@@ -139,13 +162,16 @@ class RedisNodeRegistry(NodeRegistry):
             records = await self._client().eval(
                 _LIVE_NODES, 1, self.index_key, f"{self.prefix}:node:"
             )
-        others: dict[str, Node] = {}
+        live: dict[str, Node] = {}
+        draining: dict[str, Node] = {}
         for record in records:
-            node = _decode(record)
-            if node is not None and node.node_id not in self._own:
-                others[node.node_id] = node
-        self._others = others
-        self._rebuild()
+            decoded = _decode(record)
+            if decoded is None:
+                continue
+            node, leaving = decoded
+            if node.node_id not in self._own and node.node_id not in self._leaving:
+                (draining if leaving else live)[node.node_id] = node
+        self._others_changed(live, draining)
 
     async def _refresh_for(self, target: str) -> None:
         """Read Redis again for a missing ``target``: at once the first time, so that a node
@@ -172,11 +198,17 @@ class RedisNodeRegistry(NodeRegistry):
             try:
                 for node in list(self._own.values()):
                     await self._write(node)
+                for node in list(self._leaving.values()):
+                    await self._write(node, draining=True)
                 await self.refresh()
+            except TimeoutError:  # hung: say how long it was given
+                REDIS.failed(TimeoutError(f"no answer within {self.timeout:g} s"))
             except Exception as err:  # Redis restarting: keep the last snapshot, try again
-                logger.warning("node registry heartbeat failed: %s", err)
+                REDIS.failed(err)
+            else:
+                REDIS.succeeded()
 
-    async def _write(self, node: Node) -> None:
+    async def _write(self, node: Node, *, draining: bool = False) -> None:
         record = json.dumps(
             {
                 "node_id": node.node_id,
@@ -184,6 +216,7 @@ class RedisNodeRegistry(NodeRegistry):
                 "channel": node.channel,
                 "events": sorted(node.events),
                 "process_id": node.process_id,
+                "draining": draining,
             }
         )
         async with asyncio.timeout(self.timeout), self._client().pipeline() as pipe:
@@ -197,16 +230,18 @@ class RedisNodeRegistry(NodeRegistry):
         return self._redis
 
 
-def _decode(record: Any) -> Node | None:
+def _decode(record: Any) -> tuple[Node, bool] | None:
+    """The node a record describes, and whether it drains."""
     try:
         data = json.loads(record)
-        return Node(
+        node = Node(
             node_id=data["node_id"],
             module_type=data["module_type"],
             channel=data["channel"],
             events=frozenset(data.get("events", ())),
             process_id=data.get("process_id", ""),
         )
+        return node, bool(data.get("draining", False))
     except (ValueError, KeyError, TypeError):
         logger.warning("ignoring a malformed node record: %r", record)
         return None

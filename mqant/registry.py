@@ -8,6 +8,7 @@ of its own process, which is all there is with the in-memory channel layer;
 ``mqant.redis_registry.RedisNodeRegistry`` shares them between processes through Redis.
 """
 
+import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from mqant.module import Module
 from mqant.server import ModuleServer
 
 M = TypeVar("M", bound=type[Module])
+
+logger = logging.getLogger(__name__)
 
 _classes: dict[str, type[Module]] = {}
 
@@ -61,6 +64,9 @@ class Node:
 
 
 Selector = Callable[[str, Sequence[Node]], Node]
+# Told of the nodes of other processes that are gone without draining (their process died):
+# the calls in flight to them will never be answered.
+GoneWatcher = Callable[[list[Node]], None]
 
 
 def random_selector(module_type: str, nodes: Sequence[Node]) -> Node:
@@ -82,15 +88,29 @@ class NodeRegistry:
 
     The app registers each node it starts and deregisters it when it stops; callers pick a
     node with ``select`` (or ``lookup``, which may first ask the shared registry again).
-    Subclasses that share nodes between processes override the async methods.
+    Subclasses that share nodes between processes override the async methods, and call
+    ``_others_changed`` with what they read of the other processes' nodes.
     """
 
     def __init__(self, selector: Selector = random_selector) -> None:
         self.selector = selector
         self._own: dict[str, Node] = {}
         self._others: dict[str, Node] = {}
+        # Nodes of other processes that stopped being offered and still answer their calls
+        # in flight (their process drains): not selectable, not gone.
+        self._others_draining: dict[str, Node] = {}
         self._by_id: dict[str, Node] = {}
         self._by_type: dict[str, list[Node]] = {}
+        self._watchers: list[GoneWatcher] = []
+
+    def watch_gone(self, watcher: GoneWatcher) -> None:
+        """Call ``watcher`` with the nodes of other processes that vanish without draining."""
+        if watcher not in self._watchers:
+            self._watchers.append(watcher)
+
+    def unwatch_gone(self, watcher: GoneWatcher) -> None:
+        if watcher in self._watchers:
+            self._watchers.remove(watcher)
 
     async def start(self) -> None:
         """Called once by the app, before the first ``register``."""
@@ -143,6 +163,21 @@ class NodeRegistry:
         if len(nodes) == 1:
             return nodes[0]
         return self.selector(module_type, nodes)
+
+    def _others_changed(self, live: dict[str, Node], draining: dict[str, Node]) -> None:
+        """What was read of the other processes' nodes: ``live`` ones are offered, ``draining``
+        ones finish their calls; a node in neither that was in one before is gone, and the
+        watchers hear of it."""
+        before = {**self._others_draining, **self._others}
+        self._others, self._others_draining = live, draining
+        self._rebuild()
+        gone = [node for node_id, node in before.items() if node_id not in live | draining]
+        if gone:
+            for watcher in list(self._watchers):
+                try:
+                    watcher(gone)
+                except Exception:
+                    logger.exception("a watcher of gone nodes failed")
 
     def _rebuild(self) -> None:
         """Recompute the views from this process's nodes and the others'."""

@@ -6,21 +6,36 @@ errors); others are reached on their channel through the channel layer.
 
 This process's reply channel is one per event loop, subscribed through mqant.subscription:
 every later call depends on it, so a layer error is logged and it receives again.
+
+Calls fail fast when their answer cannot come: a call waiting for a node that vanishes from the
+registry without draining (its process died) fails with ``<node id> stopped`` as soon as the
+registry notices; while Redis is known down (mqant.dependencies), calls through it fail with
+``Redis unavailable`` at once, and so do the calls that were waiting when it went down; a
+channel-layer error is answered the same way, without a traceback per call.
 """
 
 import asyncio
+import functools
 import itertools
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any, cast
 
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer, get_channel_layer
 
 from mqant import app as mqant_app
-from mqant import conf
-from mqant.errors import DeadlineExceeded, RPCError, ServiceNotFound, error_from_wire
+from mqant import conf, dependencies
+from mqant.dependencies import REDIS
+from mqant.errors import (
+    DeadlineExceeded,
+    RPCError,
+    ServiceNotFound,
+    ServiceUnavailable,
+    error_from_wire,
+)
 from mqant.registry import Node
 from mqant.subscription import Subscription
 from mqant.timeouts import deadline
@@ -29,7 +44,21 @@ from mqant.wire import decode_value, encode_args
 
 logger = logging.getLogger(__name__)
 
-# Seconds between attempts to receive again after the channel layer failed.
+
+def layer_failure(err: Exception) -> Exception:
+    """The error a caller gets for a channel-layer exception: ``ServiceUnavailable`` when it
+    is a dependency's (which is marked down, logged once per outage), else the exception."""
+    dependency = dependencies.of_error(err)
+    if dependency is None:
+        return err
+    dependency.failed(err)
+    return dependency.error()
+
+
+def refuse_while_redis_down() -> None:
+    """Raise ``Redis unavailable`` at once while Redis is known down (and probed)."""
+    if REDIS.refusing:
+        raise REDIS.error()
 
 
 class ReplyRouter:
@@ -43,7 +72,8 @@ class ReplyRouter:
         self.layer = layer
         self.loop = loop
         self.channel = ""
-        self._pending: dict[str, asyncio.Future[ReplyMessage]] = {}
+        # call id -> (the caller's future, the channel the call went to)
+        self._pending: dict[str, tuple[asyncio.Future[ReplyMessage], str]] = {}
         self._ids = itertools.count()
         self._subscription: Subscription | None = None
 
@@ -58,12 +88,20 @@ class ReplyRouter:
     async def request(self, channel: str, message: dict[str, Any], timeout: float) -> Any:
         """Send ``message`` (plus ``id`` and ``reply_to``) to ``channel`` and return the reply's
         result; raise the RPCError it reports, or DeadlineExceeded after ``timeout`` seconds."""
+        refuse_while_redis_down()
         call_id = str(next(self._ids))
         future: asyncio.Future[ReplyMessage] = self.loop.create_future()
-        self._pending[call_id] = future
+        self._pending[call_id] = (future, channel)
         try:
             async with deadline(timeout):
-                await self.layer.send(channel, {**message, "id": call_id, "reply_to": self.channel})
+                try:
+                    await self.layer.send(
+                        channel, {**message, "id": call_id, "reply_to": self.channel}
+                    )
+                except ChannelFull:
+                    raise
+                except Exception as err:
+                    raise layer_failure(err) from err
                 reply = await future
         except TimeoutError:
             raise DeadlineExceeded() from None
@@ -73,6 +111,8 @@ class ReplyRouter:
             raise DeadlineExceeded() from None
         finally:
             self._pending.pop(call_id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # failed by ``fail`` while the send itself failed: seen
         if reply["kind"]:
             raise error_from_wire(reply["kind"], reply["error"])
         return decode_value(reply["result"])
@@ -82,11 +122,20 @@ class ReplyRouter:
         if self._subscription is not None:
             await self._subscription.stop()
 
+    def fail(self, error: Callable[[], RPCError], channels: set[str] | None = None) -> None:
+        """Fail the calls waiting for a reply from ``channels`` (None: every call), each with
+        an ``error()`` of its own."""
+        for future, channel in list(self._pending.values()):
+            if (channels is None or channel in channels) and not future.done():
+                future.set_exception(error())
+
     def _route(self, message: dict[str, Any]) -> None:
         """A reply to its caller, if it still waits."""
-        future = self._pending.get(message.get("id", ""))
-        if future is not None and not future.done():
-            future.set_result(cast(ReplyMessage, message))
+        if REDIS.down_since is not None:  # a reply came through: the layer works again
+            REDIS.succeeded()
+        pending = self._pending.get(message.get("id", ""))
+        if pending is not None and not pending[0].done():
+            pending[0].set_result(cast(ReplyMessage, message))
 
 
 _routers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ReplyRouter]" = (
@@ -127,6 +176,26 @@ async def stop_router() -> None:
         await asyncio.gather(starting, return_exceptions=True)
     if router is not None:
         await router.stop()
+
+
+def nodes_gone(nodes: list[Node]) -> None:
+    """The registry's watcher: the calls waiting for nodes whose process died fail now."""
+    router = _started_router()
+    if router is None:
+        return
+    for node in nodes:
+        router.fail(functools.partial(ServiceUnavailable.for_node, node.node_id), {node.channel})
+
+
+def _redis_down() -> None:
+    """Redis went down: no reply will come through it; every waiting call fails now. May be
+    called from any thread."""
+    for loop, router in list(_routers.items()):
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(router.fail, REDIS.error)
+
+
+REDIS.when_down(_redis_down)
 
 
 async def request(channel: str, message: dict[str, Any], *, timeout: float) -> Any:
@@ -217,6 +286,7 @@ async def call_node_nr(node: Node, fn: str, args: tuple[Any, ...]) -> None:
         _background.add(task)
         task.add_done_callback(_background.discard)
         return
+    refuse_while_redis_down()
     message: CallMessage = {
         "type": "mqant.call",
         "id": "",
@@ -229,6 +299,8 @@ async def call_node_nr(node: Node, fn: str, args: tuple[Any, ...]) -> None:
         await get_channel_layer().send(node.channel, message)
     except ChannelFull:
         logger.warning("call_nr %s.%s dropped: the node's channel is full", node.node_id, fn)
+    except Exception as err:
+        raise layer_failure(err) from err
 
 
 _background: set[asyncio.Task[None]] = set()

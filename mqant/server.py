@@ -8,6 +8,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
+from mqant import dependencies
 from mqant.errors import FunctionNotFound, HandlerError, RemoteError, RPCError
 from mqant.module import HandlerSpec, Module
 
@@ -102,6 +103,10 @@ class ModuleServer:
         except asyncio.CancelledError:
             raise
         except Exception as err:
+            dependency = dependencies.of_error(err)
+            if dependency is not None:  # the database or Redis is down: logged once
+                dependency.failed(err)
+                raise dependency.error() from err
             # A handler's bug must not kill the node, nor leak internals to a client.
             logger.exception(
                 "%r: handler %s failed", self.module, getattr(spec.fn, "__name__", "?")

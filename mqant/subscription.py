@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from mqant import dependencies
 from mqant.types import ListeningLayer, listening
 
 logger = logging.getLogger(__name__)
@@ -23,8 +24,12 @@ async def receive_forever(layer: Any, channel: str, name: str) -> AsyncIterator[
     while True:
         try:
             message: dict[str, Any] = await layer.receive(channel)
-        except Exception:
-            logger.exception("%s: receive failed; receiving again", name)
+        except Exception as err:
+            dependency = dependencies.of_error(err)
+            if dependency is not None:  # logged once per outage
+                dependency.failed(err)
+            else:
+                logger.exception("%s: receive failed; receiving again", name)
             await asyncio.sleep(RECEIVE_RETRY_DELAY)
             continue
         yield message

@@ -246,6 +246,8 @@ REST_FRAMEWORK = {
     # The client address is REMOTE_ADDR: with None, DRF would trust any X-Forwarded-For, so a
     # client could pick its own address. Behind proxies, set the number of them.
     "NUM_PROXIES": NUM_PROXIES,
+    # A dependency that is down (the database, Redis): 503 with a short JSON body.
+    "EXCEPTION_HANDLER": "api.exceptions.handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "mqant-django API",
@@ -267,6 +269,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": REDIS_PREFIX,
+            # A hung Redis costs a count 2 s at most; then mqant.counters counts in memory.
+            "OPTIONS": {"socket_timeout": 2.0, "socket_connect_timeout": 2.0},
         }
     }
 

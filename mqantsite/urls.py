@@ -6,6 +6,9 @@ from django.urls import include, path
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import RedirectView, TemplateView
 
+# A request that fails because the database or Redis is down: 503, not a 500 page.
+handler500 = "mqant.http.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),

@@ -100,5 +100,7 @@ def _no_database_side_effects(request: pytest.FixtureRequest, settings: Any) -> 
     """In-process tests run without a database unless they ask for one: the StorageHandler
     and the Presence (both on the ORM) are on only for tests marked django_db."""
     settings.SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]  # as the suite's servers have
+    # No thread of the process's own on the test database (tests of the probe turn it on).
+    settings.MQANT = {**settings.MQANT, "DATABASE_PROBE": 0}
     if request.node.get_closest_marker("django_db") is None:
         settings.MQANT = {**settings.MQANT, "STORAGE_HANDLER": None, "PRESENCE": None}

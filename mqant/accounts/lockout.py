@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 
 from mqant import counters
 from mqant.accounts.errors import Refused
+from mqant.counters import cache
 
 logger = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ class Sleeper(Module):
         await super().on_init(settings)
         self.register_go("echo", self.echo)
         self.register_go("sleep", self.sleep)
+        self.register_go("count_users", self.count_users)
 
     async def echo(self, session: Session, value: Any) -> list[Any]:
         return [session, value, self.node_id]
@@ -29,3 +30,9 @@ class Sleeper(Module):
     async def sleep(self, seconds: float) -> str:
         await asyncio.sleep(seconds)
         return "slept"
+
+    def count_users(self) -> int:
+        """A handler that needs the database (in a worker thread, as sync handlers run)."""
+        from django.contrib.auth import get_user_model
+
+        return get_user_model().objects.count()

@@ -11,8 +11,17 @@ import time
 import pytest
 from channels.layers import get_channel_layer
 
-from mqant import DeadlineExceeded, ServiceNotFound, Session, call, config, nodes
+from mqant import (
+    DeadlineExceeded,
+    ServiceNotFound,
+    ServiceUnavailable,
+    Session,
+    call,
+    config,
+    nodes,
+)
 from mqant import app as mqant_app
+from mqant.registry import Node
 from tests.runmodules import ModulesProcess
 
 pytestmark = pytest.mark.e2e
@@ -75,11 +84,12 @@ async def gate(settings, monkeypatch, redis_space, layer, deployment):
     await get_channel_layer().flush()
 
 
-async def until_found(module_type: str, within: float = 20) -> None:
+async def until_found(module_type: str, within: float = 20) -> Node:
     deadline = time.monotonic() + within
-    while not await nodes(module_type):
+    while not (found := await nodes(module_type)):
         assert time.monotonic() < deadline, f"no {module_type} node within {within} s"
         await asyncio.sleep(0.1)
+    return found[0]
 
 
 def session() -> Session:
@@ -117,7 +127,7 @@ async def test_a_killed_process_expires_and_its_restart_is_found(gate, modules):
     await asyncio.to_thread(process.wait, 10)
     killed = time.monotonic()
     while True:  # calls fail fast, never hang, until the registry forgets the node
-        with pytest.raises((DeadlineExceeded, ServiceNotFound)) as err:
+        with pytest.raises((DeadlineExceeded, ServiceUnavailable, ServiceNotFound)) as err:
             await call("Sleeper", "sleep", 0, timeout=0.5)
         if err.type is ServiceNotFound:
             break
@@ -125,6 +135,34 @@ async def test_a_killed_process_expires_and_its_restart_is_found(gate, modules):
     modules()
     await until_found("Sleeper")
     assert await call("Sleeper", "sleep", 0) == "slept"
+
+
+@pytest.mark.parametrize("layer", ["pubsub"], indirect=True)
+async def test_calls_in_flight_to_a_killed_process_fail_when_its_node_expires(gate, modules):
+    """Not at their deadline: as soon as the registry sees the node gone without draining."""
+    process = modules()
+    node = await until_found("Sleeper")
+    in_flight = asyncio.ensure_future(call("Sleeper", "sleep", 60, timeout=30))
+    await asyncio.sleep(0.3)
+    process.signal(signal.SIGKILL)
+    killed = time.monotonic()
+    with pytest.raises(ServiceUnavailable, match=rf"^{node.node_id} stopped$"):
+        await in_flight
+    failed_after = time.monotonic() - killed
+    print(f"a call in flight to a killed node failed {failed_after:.1f} s after the kill")
+    assert failed_after < 10  # the registry's ttl (3 s) and a heartbeat, far from 30 s
+
+
+@pytest.mark.parametrize("layer", ["pubsub"], indirect=True)
+async def test_a_draining_process_answers_its_calls_in_flight(gate, modules):
+    """Its node leaves the others' choice at once, but the calls it holds are answered."""
+    process = modules()
+    await until_found("Sleeper")
+    in_flight = asyncio.ensure_future(call("Sleeper", "sleep", 2.5, timeout=10))
+    await asyncio.sleep(0.3)
+    process.signal(signal.SIGTERM)
+    assert await in_flight == "slept"
+    assert await asyncio.to_thread(process.wait, 10) == 0
 
 
 @pytest.mark.parametrize("layer", ["pubsub"], indirect=True)
@@ -138,5 +176,7 @@ async def test_stopping_gives_up_on_calls_past_the_shutdown_timeout(gate, module
     assert await asyncio.to_thread(process.wait, 10) == 0
     assert time.monotonic() - signalled < 3
     assert "gave up waiting for calls in flight" in process.output()
-    with pytest.raises(DeadlineExceeded):
+    # The process gave up on the call and its node is gone: the caller hears it before its
+    # own deadline.
+    with pytest.raises(ServiceUnavailable, match=r"^Sleeper@\w+ stopped$"):
         await in_flight

@@ -1,0 +1,36 @@
+"""The REST API's answers to exceptions: DRF's, and 503 with a short JSON body when a
+dependency (the database, Redis) is down, instead of a 500."""
+
+from typing import Any
+
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from mqant import ServiceUnavailable, dependencies
+
+RETRY_AFTER_SECONDS = 5
+
+
+def handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: a dependency's failure is a 503 the client may retry."""
+    unavailable = unavailable_text(exc)
+    if unavailable is not None:
+        return Response(
+            {"detail": f"{unavailable}; try again in a moment."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return exception_handler(exc, context)
+
+
+def unavailable_text(exc: BaseException | None) -> str | None:
+    """``"<dependency> unavailable"`` when ``exc`` says a dependency failed (it is then marked
+    down, logged once per outage), else None."""
+    if isinstance(exc, ServiceUnavailable):
+        return str(exc)
+    dependency = dependencies.of_error(exc) if exc is not None else None
+    if dependency is None:
+        return None
+    dependency.failed(exc)  # type: ignore[arg-type]
+    return str(dependency.error())

@@ -1,0 +1,189 @@
+"""Redis and PostgreSQL failing under a caller (this process, as a gate) and a ``runmodules``
+process: calls get a clear error before their deadline where that can be known, each outage
+is logged once where it starts and once where it ends, and everything works again when the
+dependency is back, without a restart."""
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from channels.layers import get_channel_layer
+
+from mqant import DeadlineExceeded, ServiceUnavailable, call, config, nodes
+from mqant import app as mqant_app
+from mqant.dependencies import DATABASE, REDIS
+from mqantsite.settings import redis_channel_layer
+from tests.faults.services import RedisServer, TcpProxy
+from tests.runmodules import ModulesProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+
+ROOT = config.__file__.rsplit("/mqant/", 1)[0]
+DEPLOYMENT = {
+    "Module": {
+        "Gate": [{"Id": "Gate001", "ProcessID": "gate1"}],
+        "Sleeper": [{"Id": "Sleeper001", "ProcessID": "modules1"}],
+    }
+}
+PREFIX = "outages"
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database(postgres_url):
+    """The test's PostgreSQL database, migrated, behind a proxy the test can break."""
+    host_port = postgres_url.split("@", 1)[1].split("/", 1)[0]
+    host, port = host_port.split(":")
+    proxy = TcpProxy(host, int(port)).start()
+    proxied = postgres_url.replace(host_port, f"127.0.0.1:{proxy.port}")
+    env = {**os.environ, "DATABASE_URL": proxied, "DJANGO_SETTINGS_MODULE": "mqantsite.settings"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    yield proxy, proxied
+    proxy.stop()
+
+
+@pytest.fixture
+def deployment(tmp_path, monkeypatch):
+    path = tmp_path / "server.json"
+    path.write_text(json.dumps(DEPLOYMENT))
+    monkeypatch.setenv(config.CONFIG_ENV, str(path))
+    return path
+
+
+@pytest.fixture
+def modules(tmp_path, redis_server, database, deployment):
+    _, database_url = database
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_server.url,
+        "MQANT_REDIS_LAYER": "pubsub",
+        "MQANT_REDIS_PREFIX": PREFIX,
+        "DATABASE_URL": database_url,
+        "DJANGO_SETTINGS_MODULE": "tests.mqant.probe_settings",
+        "MQANT_CONFIG": str(deployment),
+        "MQANT_SETTINGS": json.dumps({"DATABASE_PROBE": 1.0}),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("MQANT_PROCESS_ID", None)
+    process = ModulesProcess(tmp_path, env, "modules1").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+async def gate(settings, monkeypatch, redis_server, deployment):
+    """This process as gate1: no modules, nodes found in the test's own Redis."""
+    monkeypatch.setenv(config.PROCESS_ID_ENV, "gate1")
+    settings.CHANNEL_LAYERS = {"default": redis_channel_layer(redis_server.url, "pubsub", PREFIX)}
+    registry = {"url": redis_server.url, "prefix": PREFIX}
+    registry_spec = {"BACKEND": "mqant.redis_registry.RedisNodeRegistry", "CONFIG": registry}
+    settings.MQANT = {**settings.MQANT, "REGISTRY": registry_spec}
+    app = await mqant_app.ensure_started()
+    yield app
+    await mqant_app.stop()
+    await get_channel_layer().flush()
+    assert not REDIS.probe  # the registry stopped probing it, and forgot its state
+    assert not DATABASE.down  # this process never probed the database
+
+
+async def until_answered(fn: str, *args, within: float = 20):
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if await nodes("Sleeper"):
+                return await call("Sleeper", fn, *args, timeout=3)
+        except (ServiceUnavailable, DeadlineExceeded):
+            pass
+        assert time.monotonic() < deadline, f"Sleeper.{fn} never answered"
+        await asyncio.sleep(0.1)
+
+
+def warnings_of(caplog, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if text in r.getMessage()]
+
+
+async def test_a_hung_redis_is_answered_at_once_and_recovered(gate, modules, redis_server, caplog):
+    caplog.set_level(logging.WARNING)
+    await until_answered("sleep", 0)
+    in_flight = asyncio.ensure_future(call("Sleeper", "sleep", 0.5, timeout=30))
+    await asyncio.sleep(0.1)
+    redis_server.pause()
+    paused = time.monotonic()
+    try:
+        with pytest.raises(ServiceUnavailable, match=r"^Redis unavailable$"):
+            await in_flight
+        failed_after = time.monotonic() - paused
+        asked = time.monotonic()
+        with pytest.raises(ServiceUnavailable, match=r"^Redis unavailable$"):
+            await call("Sleeper", "sleep", 0, timeout=30)
+        refused_in = time.monotonic() - asked
+        await asyncio.sleep(2)
+    finally:
+        redis_server.resume()
+    resumed = time.monotonic()
+    assert await until_answered("sleep", 0) == "slept"
+    recovered = time.monotonic() - resumed
+    print(
+        f"Redis paused: the call in flight failed after {failed_after:.1f} s (its timeout 30 s),"
+        f" a new call was refused in {refused_in * 1000:.0f} ms; back {recovered:.1f} s after"
+        " the resume"
+    )
+    assert failed_after < 10  # the registry's probe: a heartbeat and its command timeout
+    assert refused_in < 1
+    assert len(warnings_of(caplog, "Redis unavailable (")) == 1
+    assert len(warnings_of(caplog, "Redis is back after")) == 1
+
+
+async def test_a_refused_database_is_a_clear_error_logged_once(gate, modules, database):
+    proxy, _ = database
+    assert await until_answered("count_users") == 0
+    proxy.refuse()
+    try:
+        errors = set()
+        for _ in range(20):
+            try:
+                await call("Sleeper", "count_users", timeout=5)
+            except ServiceUnavailable as err:
+                errors.add(str(err))
+            await asyncio.sleep(0.1)
+        assert errors == {"database unavailable"}
+    finally:
+        proxy.resume()
+    assert await until_answered("count_users") == 0
+    await asyncio.sleep(1.5)  # the module process's probe sees it back
+    output = modules.output()
+    assert output.count("WARNING mqant.dependencies: database unavailable (") == 1, output
+    assert output.count("database is back after") == 1, output
+    assert "Traceback" not in output, output
+
+
+async def test_a_hung_database_is_named_in_the_log_once(gate, modules, database):
+    proxy, _ = database
+    assert await until_answered("count_users") == 0
+    proxy.pause()
+    try:
+        in_flight = asyncio.ensure_future(call("Sleeper", "count_users", timeout=4))
+        with pytest.raises(DeadlineExceeded):  # a driver blocked in a read cannot be cut short
+            await in_flight
+        await asyncio.sleep(1)
+    finally:
+        proxy.resume()
+    assert await until_answered("count_users") == 0
+    await asyncio.sleep(1.5)
+    output = modules.output()
+    assert output.count("database unavailable (TimeoutError: no answer within") == 1, output
+    assert output.count("database is back after") == 1, output
