@@ -33,13 +33,19 @@ DEFAULTS: dict[str, Any] = {
         "BACKEND": "sessions_store.storage.DatabaseStorage",
         "CONFIG": {"ttl": 7 * 24 * 3600},
     },
+    # Seconds between two checks of the database by each process (mqant.dependencies): a hung
+    # or refusing database is logged once, with how long it lasted; 0 turns the checks off.
+    "DATABASE_PROBE": 2.0,
     # Seconds between two StorageHandler.heartbeat calls for one active session (mqant: 60).
     "STORAGE_HEARTBEAT": 60.0,
     # Who is connected where (mqant.storage.Presence), same forms; None turns it off.
     "PRESENCE": "sessions_store.presence.DatabasePresence",
-    # Seconds between two heartbeats of a gate process; one silent for three is dead, and
-    # its connections are ended (modules get on_session_closed).
-    "GATE_HEARTBEAT": 10.0,
+    # Seconds between two heartbeats of a gate process, and seconds of silence after which
+    # it is dead (at least three heartbeats): another gate ends its connections and modules
+    # get on_session_closed, within GATE_DEAD_AFTER + GATE_HEARTBEAT of its death (about 5 s;
+    # 10 s and three beats took 20-40 s). Each beat costs a gate 2 queries (3 every 15 s).
+    "GATE_HEARTBEAT": 1.0,
+    "GATE_DEAD_AFTER": 4.0,
     # A user who logs in while already connected: "keep" both connections, "kick" the
     # older ones, or "refuse" the new login.
     "SINGLE_SESSION": "keep",

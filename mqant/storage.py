@@ -20,7 +20,9 @@ from mqant.session import Session
 
 class StorageHandler(Protocol):
     """mqant's StorageHandler. Every method is called by the gate that owns the session,
-    outside the connection's read loop, one call at a time per session."""
+    outside the connection's read loop, one call at a time per session; a failed write is
+    called again until it succeeds (a newer ``storage`` or ``heartbeat`` replaces one that
+    waits)."""
 
     async def storage(self, session: Session) -> None:
         """Persist the bound session's settings (after bind, and after each change)."""
@@ -40,7 +42,13 @@ class StorageHandler(Protocol):
 
 
 class Presence(Protocol):
-    """The live connections of every gate."""
+    """The live connections of every gate.
+
+    The gate that owns a session calls the writes one at a time per session, in order, and
+    calls a failed one again (with a backoff) until it succeeds: a write must be idempotent.
+    A gate beats every ``GATE_HEARTBEAT`` seconds; one silent for ``gate_dead_after()`` is
+    dead, and the next live gate to reap removes its connections.
+    """
 
     async def gate_alive(self, gate_id: str) -> None:
         """Record that gate process ``gate_id`` is alive (called every heartbeat)."""
@@ -67,10 +75,22 @@ class Presence(Protocol):
         """The channels of those live sessions (unknown ids are left out)."""
         ...
 
-    async def reap_dead_gates(self) -> list[Session]:
-        """Remove the connections of gates whose heartbeat expired and return them; each is
-        returned by one call only."""
+    async def sessions_of_gate(self, gate_id: str) -> list[Session]:
+        """The live sessions recorded for gate ``gate_id`` (its reconciler compares them with
+        its connections)."""
         ...
+
+    async def reap_dead_gates(self) -> list[Session]:
+        """Remove the connections of gates silent for ``gate_dead_after()`` seconds and return
+        them; each is returned by one call only."""
+        ...
+
+
+def gate_dead_after() -> float:
+    """Seconds after its last heartbeat when a gate is dead: ``GATE_DEAD_AFTER``, and never
+    less than three heartbeats (a beat late under load is not a death)."""
+    beat = float(conf.get("GATE_HEARTBEAT"))
+    return max(float(conf.get("GATE_DEAD_AFTER")), 3 * beat)
 
 
 @cache

@@ -6,13 +6,13 @@ from collections.abc import Iterable
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from mqant import conf
 from mqant.session import Session
+from mqant.storage import gate_dead_after
 from sessions_store.models import GateProcess, LiveConnection
 
 
 def _dead_after() -> datetime.timedelta:
-    return datetime.timedelta(seconds=3 * float(conf.get("GATE_HEARTBEAT")))
+    return datetime.timedelta(seconds=gate_dead_after())
 
 
 def alive_connections() -> QuerySet[LiveConnection]:
@@ -36,9 +36,12 @@ class DatabasePresence:
     """Live connections as rows; a gate's rows die with its heartbeat."""
 
     async def gate_alive(self, gate_id: str) -> None:
-        await GateProcess.objects.aupdate_or_create(
-            gate_id=gate_id, defaults={"last_seen": timezone.now()}
-        )
+        # One UPDATE a beat; the row is created on the first beat (or after a reaper took it).
+        now = timezone.now()
+        if not await GateProcess.objects.filter(gate_id=gate_id).aupdate(last_seen=now):
+            await GateProcess.objects.aupdate_or_create(
+                gate_id=gate_id, defaults={"last_seen": now}
+            )
 
     async def connected(self, session: Session) -> None:
         now = timezone.now()
@@ -76,11 +79,19 @@ class DatabasePresence:
         rows = alive_connections().filter(session_id__in=list(session_ids))
         return {row.session_id: row.channel async for row in rows}
 
+    async def sessions_of_gate(self, gate_id: str) -> list[Session]:
+        return [_session(row) async for row in LiveConnection.objects.filter(gate_id=gate_id)]
+
     async def reap_dead_gates(self) -> list[Session]:
+        # One query a beat while every gate lives (this runs every GATE_HEARTBEAT on each).
         cutoff = timezone.now() - _dead_after()
+        stale = GateProcess.objects.filter(last_seen__lte=cutoff)
+        dead = [gate_id async for gate_id in stale.values_list("gate_id", flat=True)]
+        if not dead:
+            return []
         reaped = []
-        async for row in LiveConnection.objects.filter(gate__last_seen__lte=cutoff):
+        async for row in LiveConnection.objects.filter(gate_id__in=dead):
             if await self.disconnected(row.session_id):  # whoever deletes it reports it
                 reaped.append(_session(row))
-        await GateProcess.objects.filter(last_seen__lte=cutoff, connections=None).adelete()
+        await stale.filter(gate_id__in=dead, connections=None).adelete()
         return reaped
