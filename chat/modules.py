@@ -8,6 +8,16 @@ Login node (``call("Login@<node>", "online_count")``) and adds up the answers. A
 through two Login nodes at once counts twice; a node that does not answer within
 ONLINE_TIMEOUT is left out, and ``online`` is null when none answers.
 
+Rooms live in the memory of the Chat node the members joined through; their connections
+stay in the rooms' groups on the gates. A Chat node that starts (a restart after a crash,
+say) rebuilds its rooms from the gates' census (``on_node_started``): every member of a
+room's group that no other live Chat node holds becomes a member here, without a push (nobody
+joined); once more after REBUILD_AFTER seconds, when every gate knows the node, so that a
+member whose connection closed before the gates could tell it is dropped (the others get
+``Chat/OnLeave``). Two Chat nodes that take the same member at once keep it on the smaller
+node id. A user who left while no Chat node ran is absent from the rebuilt room, and the
+members are told ``Chat/OnLeave`` then: the gates keep the recent ends no Chat node heard of.
+
 Everything a client sends is bounded (``chat.limits``): what it names and says, the rooms it
 is in and creates, what it stores; and so is everything Chat sends back or pushes, whatever
 is stored.
@@ -21,14 +31,27 @@ from channels.db import database_sync_to_async
 
 from chat import services, sweep, validation
 from chat.limits import ChatLimits, Refused
-from chat.rooms import Room, Rooms
+from chat.rooms import Changes, Room, Rooms
 from chat.services import room_group
-from mqant import HandlerError, Module, RPCError, Session, call, groups, nodes, register_module
+from mqant import (
+    HandlerError,
+    Module,
+    RPCError,
+    Session,
+    call,
+    gates,
+    groups,
+    nodes,
+    register_module,
+)
 
 logger = logging.getLogger(__name__)
 
 NOT_LOGINED = "Not Logined"
 ONLINE_TIMEOUT = 1.0  # seconds a join waits for the Login nodes' counts
+# Seconds between the start's rebuild and the second one: by then every gate's snapshot of
+# the registry has the node (read every second), so every close since reaches it.
+REBUILD_AFTER = 3.0
 
 
 def _text(msg: dict[str, Any] | bytes, name: str) -> str | None:
@@ -60,6 +83,7 @@ class Chat(Module):
       or spoke in is deleted;
     - ``SweepInterval`` (600 s) between two sweeps of those (0: none here, run
       ``manage.py sweepchat``), ``SweepBatch`` (500) rows of each kind at most per pass.
+    - ``RebuildAfter`` (3 s) between the rebuilds of the rooms at start.
 
     The user quotas count in Django's cache (shared by every process with Redis); the
     membership bounds in this node's memory.
@@ -71,6 +95,10 @@ class Chat(Module):
         await super().on_init(settings)
         self.limits = ChatLimits.from_settings(settings)
         self.rooms = Rooms()
+        self.rebuild_after = float(settings.get("RebuildAfter", REBUILD_AFTER))
+        self._changes: Changes | None = None  # while a rebuild waits for the census
+        # The ends unheard of by Chat that this node told the rooms of (each once).
+        self._leaves_told: set[str] = set()
         self.register_go("HD_JoinChat", self.join_chat)
         self.register_go("HD_Say", self.say)
         self.register_go("HD_LeaveChat", self.leave_chat)
@@ -89,6 +117,75 @@ class Chat(Module):
             else:
                 return
         await closing.wait()
+
+    async def on_node_started(self) -> None:
+        """Rebuild the rooms from the gates now, and again once every gate knows this node."""
+        for delay in (0.0, self.rebuild_after):
+            await asyncio.sleep(delay)
+            try:
+                added, dropped = await self.rebuild()
+            except Exception as err:  # Redis failing, say: the next pass tries again
+                logger.warning("%s: rebuilding the rooms failed: %r", self.node_id, err)
+            else:
+                logger.info(
+                    "%s: rooms rebuilt from the gates, %d members added, %d dropped",
+                    self.node_id,
+                    added,
+                    dropped,
+                )
+
+    async def rebuild(self) -> tuple[int, int]:
+        """Make this node's rooms agree with the rooms' groups on the gates; returns how many
+        members were added and dropped. Members changed while the census was taken are left
+        as they are; a member of a gate that did not answer stays."""
+        self._changes = changes = Changes()
+        held = self.rooms.memberships()
+        try:
+            census = await gates.live_sessions()
+            wanted = services.census_members(census)
+            names = sorted({name for name, _ in wanted} | {name for name, _ in held})
+            elsewhere = await services.members_elsewhere(names, here=self.node_id)
+        finally:
+            self._changes = None
+        added = dropped = 0
+        for (room_name, user_id), session in wanted.items():
+            key = (room_name, user_id)
+            if changes.touched(key, session.session_id) or key in elsewhere:
+                continue
+            if not self.rooms.holds(room_name, session):
+                self.rooms.join(room_name, session)
+                added += 1
+        for room_name, member in held:
+            key, session_id = (room_name, member.user_id), member.session_id
+            if changes.touched(key, session_id):
+                continue
+            if not self.rooms.held_through(room_name, member.user_id, session_id):
+                continue
+            if elsewhere.get(key, self.node_id) < self.node_id:
+                self.rooms.leave(room_name, member.user_id)  # still in the room, over there
+                dropped += 1
+            elif key not in wanted and census.answered_for(member):
+                await self._leave(room_name, member.user_id)
+                dropped += 1
+        await self._tell_unheard_leaves(census)
+        return added, dropped
+
+    async def _tell_unheard_leaves(self, census: gates.Census) -> None:
+        """``Chat/OnLeave`` for the members who left while no Chat node ran (the gates keep
+        such ends a while): to the room's members here, unless the user is back in it."""
+        for closed in census.unheard_by(self.module_type):
+            if closed.session.session_id in self._leaves_told:
+                continue
+            self._leaves_told.add(closed.session.session_id)
+            user_id = closed.session.user_id
+            for group in sorted(closed.groups):
+                room = self.rooms.get(group.removeprefix(services.ROOM_GROUP))
+                if not group.startswith(services.ROOM_GROUP) or room is None:
+                    continue
+                if user_id and user_id not in room.members:
+                    event = {"roomName": room.name, "user": user_id}
+                    for other in room.members.values():
+                        await other.send_nr("Chat/OnLeave", event)
 
     async def sweep(self) -> sweep.SweepResult | None:
         """One sweep pass, keeping the rooms someone is in here; None when it failed (it is
@@ -135,6 +232,8 @@ class Chat(Module):
         """Put the session's user in the room, within the limits (Refused otherwise)."""
         validation.check_room_name(room_name, limits=self.limits)
         validation.check_member(session.user_id, limits=self.limits)
+        if self._changes is not None:
+            self._changes.keys.add((room_name, session.user_id))
         max_rooms = self.limits.max_rooms_per_user
         self.rooms.check_room_count(room_name, session.user_id, max_rooms)
         # The connection joins the group first: a session without one (an HTTP call) fails
@@ -206,6 +305,8 @@ class Chat(Module):
         return {name: self.rooms.members_of(name) for name in room_names if self.rooms.get(name)}
 
     async def on_session_closed(self, session: Session) -> None:
+        if self._changes is not None:
+            self._changes.sessions.add(session.session_id)
         for room_name, user_id in self.rooms.rooms_of_session(session.session_id):
             await self._leave(room_name, user_id)
 
@@ -218,6 +319,8 @@ class Chat(Module):
         return room
 
     async def _leave(self, room_name: str, user_id: str) -> None:
+        if self._changes is not None:
+            self._changes.keys.add((room_name, user_id))
         left = self.rooms.leave(room_name, user_id)
         if left is None:
             return

@@ -114,6 +114,16 @@ class Rooms:
         self._unindex_session(member.session_id, name, user_id)
         return room, member
 
+    def memberships(self) -> list[tuple[str, Session]]:
+        """Every (room name, member's session) on this node."""
+        return [(name, s) for name, room in self._rooms.items() for s in room.members.values()]
+
+    def held_through(self, name: str, user_id: str, session_id: str) -> bool:
+        """Whether ``user_id`` is in room ``name`` through session ``session_id``."""
+        room = self._rooms.get(name)
+        member = None if room is None else room.members.get(user_id)
+        return member is not None and member.session_id == session_id
+
     def members_of(self, name: str) -> list[str]:
         room = self._rooms.get(name)
         return list(room.members) if room else []
@@ -128,3 +138,16 @@ class Rooms:
             held.discard((name, user_id))
             if not held:
                 del self._of_session[session_id]
+
+
+@dataclass
+class Changes:
+    """What changed while a rebuild waited for the gates' census: the memberships (room,
+    user) joined or left and the sessions closed since it asked. The rebuild leaves those
+    alone: what a handler did after the census was taken is newer than the census."""
+
+    keys: set[tuple[str, str]] = field(default_factory=set)
+    sessions: set[str] = field(default_factory=set)
+
+    def touched(self, key: tuple[str, str], session_id: str) -> bool:
+        return key in self.keys or session_id in self.sessions

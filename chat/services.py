@@ -13,7 +13,8 @@ from django.utils import timezone
 from chat import models, quotas
 from chat.limits import ChatLimits
 from chat.rooms import json_size
-from mqant import RPCError, call, groups, nodes
+from mqant import RPCError, Session, call, gates, groups, nodes
+from mqant.registry import Node
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +26,62 @@ ACTIVE_REFRESH = datetime.timedelta(minutes=1)
 ENTRY_OVERHEAD = 29
 
 
+ROOM_GROUP = "chat.room."
+NAMES_PER_CALL = 1000  # room names per members_of_rooms call of a rebuild
+
+
 def room_group(room_name: str) -> str:
     """The mqant group of room ``room_name``'s connections."""
-    return f"chat.room.{room_name}"
+    return ROOM_GROUP + room_name
+
+
+def census_members(census: gates.Census) -> dict[tuple[str, str], Session]:
+    """(room name, user id) → the session the user is in the room with, as the gates' census
+    tells it by the rooms' groups (a user with two sessions in one room: either)."""
+    members: dict[tuple[str, str], Session] = {}
+    for live in census.sessions:
+        user_id = live.session.user_id
+        if not user_id:
+            continue
+        for group in live.groups:
+            if group.startswith(ROOM_GROUP):
+                members.setdefault((group.removeprefix(ROOM_GROUP), user_id), live.session)
+    return members
+
+
+def peers(found: list[Node], here: str) -> list[Node]:
+    """The nodes of ``found`` other than ``here`` and other than those of ``here``'s own
+    process: one with its process id is a node of the process it replaced, which died (a
+    deployment runs each process id once), and will never answer."""
+    process = next((node.process_id for node in found if node.node_id == here), "")
+    return [
+        node
+        for node in found
+        if node.node_id != here and not (process and node.process_id == process)
+    ]
+
+
+async def members_elsewhere(room_names: list[str], *, here: str) -> dict[tuple[str, str], str]:
+    """(room name, user id) → the Chat node other than ``here`` that holds the membership
+    (the smallest node id when several do), over the rooms named; a node that does not
+    answer in time is left out."""
+    held: dict[tuple[str, str], str] = {}
+    others = peers(await nodes("Chat"), here)
+    for node in others:
+        for start in range(0, len(room_names), NAMES_PER_CALL):
+            names = room_names[start : start + NAMES_PER_CALL]
+            try:
+                answer = await call(
+                    node.node_id, "members_of_rooms", names, timeout=MEMBERS_TIMEOUT
+                )
+            except RPCError as err:
+                logger.warning("%s did not list the members of rooms: %s", node.node_id, err)
+                break
+            for name, users in answer.items():
+                for user_id in users:
+                    key = (name, user_id)
+                    held[key] = min(held.get(key, node.node_id), node.node_id)
+    return held
 
 
 async def room_members(room_name: str) -> list[str]:

@@ -15,7 +15,7 @@ from channels.layers import get_channel_layer
 
 from gate import conf, router
 from gate.auth import connect_user
-from gate.calls import Calls
+from gate.calls import SHUTTING_DOWN, Calls
 from gate.heartbeat import start_heartbeat
 from gate.inbox import Inbox, inbox
 from gate.inorder import InOrder
@@ -72,6 +72,8 @@ class MQTTConnection:
 
     # The connections of this process, so that a stopping server ends them properly.
     live: ClassVar[set["MQTTConnection"]] = set()
+    # Set once the server stops (gate.drain): a CONNECT is refused, "server unavailable".
+    stopping: ClassVar[bool] = False
 
     def __init__(
         self, transport: Transport, *, ip: str, network: str, inbox: Inbox, server_id: str = ""
@@ -105,6 +107,7 @@ class MQTTConnection:
         self._accepted = False
         self._lost = False
         self._groups: set[str] = set()
+        self._group_names: dict[str, str] = {}  # channel-layer group → its name (the census)
         self._events: InOrder | None = None
         self.calls = Calls(self._call, self._refuse_call, self._close_soon)
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(
@@ -157,6 +160,9 @@ class MQTTConnection:
         for event in events:  # accept() may append the packets held behind CONNECT
             if isinstance(event, MessageReceived):
                 self.calls.start(event.topic, event.payload)
+            elif isinstance(event, Connected) and MQTTConnection.stopping:
+                logger.info("%r: CONNECT refused: the server is stopping", self)
+                self.protocol.refuse(SERVER_UNAVAILABLE)
             elif isinstance(event, Connected):
                 events.extend(await self._on_connected(event))
             elif isinstance(event, ConnectionRefused):
@@ -181,9 +187,10 @@ class MQTTConnection:
             task.cancel()
         if self._writer is not None:
             self._writer.cancel()
+        names = frozenset(self.group_names())
         await self._leave_groups(keep=set())
         if self._accepted:
-            self.keeper.closed()
+            self.keeper.closed(names)
 
     async def close(self) -> None:
         """Close the transport once the bytes queued for it are written (for at most a
@@ -196,6 +203,22 @@ class MQTTConnection:
                 async with asyncio.timeout(CLOSE_FLUSH_SECONDS):
                     await asyncio.shield(self._writer)
         await self.transport.close()
+
+    def drain(self) -> None:
+        """The server is stopping: new calls are refused, those in flight go on."""
+        self.calls.draining = True
+
+    async def end(self) -> None:
+        """The server is stopping: the calls still running are answered SHUTTING_DOWN and
+        cancelled, then the connection closes (after its last bytes)."""
+        if self.closed:
+            return
+        if self.protocol.accepted:
+            self.calls.give_up(SHUTTING_DOWN)
+        else:
+            self.calls.cancel()
+        await self._flush()
+        await self.close()
 
     # Session owner: what modules reach through mqant.owners
 
@@ -229,7 +252,7 @@ class MQTTConnection:
             await self.close()
             return session.state()
         elif name in ("group_add", "group_discard"):
-            await self._group(name, op["group"])
+            await self._group(name, op["group"], op.get("name", ""))
             return session.state()
         if name != "get":
             recorded = self.keeper.changed()
@@ -243,8 +266,9 @@ class MQTTConnection:
         modules hear of the session's end, and the connection goes on as a guest under a new
         session id with no settings. Nothing addressed to the old session (a room's
         messages, a private message, a module's stale copy of it) reaches the next user."""
+        names = frozenset(self.group_names())
         await self._leave_groups(keep={groups.EVERYONE})
-        self.keeper.closed()
+        self.keeper.closed(names)
         self._detach()
         session = self.session
         session.session_id = secrets.token_hex(8)
@@ -267,13 +291,21 @@ class MQTTConnection:
             await self.inbox.discard(group, self)
         self._groups &= keep
 
-    async def _group(self, op: str, group: str) -> None:
+    async def _group(self, op: str, group: str, name: str = "") -> None:
         if op == "group_add" and not self._lost:
             self._groups.add(group)
+            if name:
+                self._group_names[group] = name
             await self.inbox.add(group, self)
         elif op == "group_discard":
             self._groups.discard(group)
+            self._group_names.pop(group, None)
             await self.inbox.discard(group, self)
+
+    def group_names(self) -> list[str]:
+        """The names of the named groups the connection is in (mqant.gates' census)."""
+        names = self._group_names
+        return [names[group] for group in self._groups if group in names]
 
     async def deliver(self, topic: str, payload: bytes) -> None:
         if self.closed or not self.protocol.accepted:

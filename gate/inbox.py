@@ -6,18 +6,25 @@ from another process reaches it through the process's channel, and no connection
 channel, a queue or a receiving task of its own: an idle connection costs only its socket
 and its session. Groups work the same way: a group's members are gate processes, each told
 once, and each hands the message to its own member connections.
+
+The channel is also the process's gate node (gate.node) once the app runs: modules call it
+for the census of its live sessions (mqant.gates), and nothing else.
 """
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING, Any, cast
 
 from channels.layers import get_channel_layer
 
-from mqant import RemoteError
+from gate.node import gate_node
+from mqant import FunctionNotFound, RemoteError, RPCError, gates
+from mqant import app as mqant_app
 from mqant.owners import NO_CONNECTION
 from mqant.subscription import receive_forever
-from mqant.wire import empty_reply
+from mqant.types import CallMessage
+from mqant.wire import decode_args, empty_reply
 
 if TYPE_CHECKING:
     from gate.connection import MQTTConnection
@@ -39,16 +46,32 @@ class Inbox:
         self.members: dict[str, set[MQTTConnection]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
+        self._app: mqant_app.App | None = None  # the app whose registry has the gate node
+        self._answers: set[asyncio.Task[None]] = set()
+        self.closes = gates.ClosedLog()  # recent ends in named groups, for the census
 
     async def started(self) -> "Inbox":
-        """The inbox, receiving (the first call starts it)."""
+        """The inbox, receiving (the first call starts it), and the process's gate node in
+        the registry once the app runs (again in an app started anew)."""
         if not self._tasks:
             self._tasks = [
                 asyncio.create_task(self._receive_loop(), name="gate inbox"),
                 asyncio.create_task(self._renew_groups(), name="gate group renewal"),
             ]
         await self._ready.wait()
+        app = mqant_app.current()
+        if app is not None and app is not self._app:
+            self._app = app
+            await self._register(app)
         return self
+
+    async def _register(self, app: mqant_app.App) -> None:
+        """Register the gate node; the registry deregisters it when the app stops. A failed
+        write is logged: RedisNodeRegistry writes its own nodes again at each heartbeat."""
+        try:
+            await app.registry.register(gate_node(self.channel, app.process_id))
+        except Exception as err:
+            logger.warning("registering the gate node failed; the registry retries: %s", err)
 
     def address(self, key: str) -> str:
         """The channel name of this process's connection ``key``."""
@@ -88,6 +111,9 @@ class Inbox:
             if message.get("type") == "gate.fanout":
                 await self._fan_out(message)
                 continue
+            if message.get("type") == "mqant.call":
+                self._answer_soon(cast(CallMessage, message))
+                continue
             connection = self.connections.get(message.get("to", ""))
             if connection is not None:
                 connection.post_event(message)
@@ -104,6 +130,36 @@ class Inbox:
             await self.layer.send(message["reply_to"], reply)
         except Exception as err:  # the caller reaches its deadline instead
             logger.warning("answering a session operation for a gone connection failed: %s", err)
+
+    def _answer_soon(self, message: CallMessage) -> None:
+        """A call to the gate node, answered in a task of its own: the census of a large
+        gate must not hold up the events behind it."""
+        task = asyncio.create_task(self._answer(message), name="gate node call")
+        self._answers.add(task)
+        task.add_done_callback(self._answers.discard)
+
+    async def _answer(self, message: CallMessage) -> None:
+        if message["deadline"] <= time.time() or not message["reply_to"]:
+            return  # the caller has given up, or wants no answer
+        reply = empty_reply(message["id"])
+        try:
+            reply["result"] = self.serve(message["fn"], decode_args(message["args"]))
+        except RPCError as err:
+            reply["error"], reply["kind"] = str(err), err.kind
+        try:
+            await self.layer.send(message["reply_to"], reply)
+        except Exception as err:  # the caller reaches its deadline instead
+            logger.warning("answering %s to %s failed: %s", message["fn"], message["id"], err)
+
+    def serve(self, fn: str, args: tuple[Any, ...]) -> Any:
+        """The gate node's functions: ``live_sessions(after, limit)``, a page of the census
+        (mqant.gates.census_page), and ``closed_sessions(after, limit)``, a page of the recent
+        ends (mqant.gates.ClosedLog). Raises FunctionNotFound for any other."""
+        if fn == gates.LIVE_SESSIONS:
+            return gates.census_page(self.connections, args)
+        if fn == gates.CLOSED_SESSIONS:
+            return self.closes.page(args)
+        raise FunctionNotFound.for_name(fn)
 
     async def _fan_out(self, message: dict[str, Any]) -> None:
         for connection in list(self.members.get(message.get("group", ""), ())):

@@ -1,11 +1,23 @@
 """Login: binds a session to a Django user (mqant's ``Login/HD_Login``), and counts who is
 online for the other modules (``online_count``, an RPC-only handler: no ``HD_``, so no client
-reaches it)."""
+reaches it).
 
+A Login node that starts (a restart after a crash, say) counts again from the gates' census
+(``on_node_started``): every live session bound to a user that no other live Login node
+counts; once more after RECOUNT_AFTER seconds, when every gate knows the node, dropping the
+sessions closed before the gates could tell it. Two Login nodes counting a session at once
+leave it to the smaller node id, so that nobody counts twice."""
+
+import asyncio
+import logging
 from typing import Any
 
 from login import services
-from mqant import NO_CONNECTION, HandlerError, Module, Session, accounts, register_module
+from mqant import NO_CONNECTION, HandlerError, Module, Session, accounts, gates, register_module
+
+logger = logging.getLogger(__name__)
+
+RECOUNT_AFTER = 3.0  # seconds between the start's recount and the second one
 
 
 @register_module
@@ -24,9 +36,12 @@ class Login(Module):
         await super().on_init(settings)
         self.auto_register = bool(settings.get("AutoRegister", True))
         self.online = services.OnlineUsers()
+        self.recount_after = float(settings.get("RecountAfter", RECOUNT_AFTER))
+        self._changed: set[str] | None = None  # sessions logged in or out during a recount
         self.register_go("HD_Login", self.login)
         self.register_go("HD_Logout", self.logout)
         self.register_go("online_count", self.online_count)
+        self.register_go("counted_sessions", self.counted_sessions)
 
     async def login(self, session: Session, msg: dict[str, Any] | bytes) -> str:
         """``{"userName", "passWord"}`` → ``"login success <user>"``, the session bound."""
@@ -49,7 +64,10 @@ class Login(Module):
         except accounts.Refused as err:
             raise HandlerError(str(err)) from err
         await session.bind(user.get_username())
-        self.online.logged_in(session_id=session.session_id, user_id=session.user_id)
+        self._changing(session.session_id)
+        self.online.logged_in(
+            session_id=session.session_id, user_id=session.user_id, server_id=session.server_id
+        )
         return f"login success {user.get_username()}"
 
     async def logout(self, session: Session, msg: dict[str, Any] | bytes) -> str:
@@ -58,6 +76,7 @@ class Login(Module):
             raise HandlerError("Not Logined")
         user_id, session_id = session.user_id, session.session_id
         await session.logout()  # the session ends: the connection goes on under a new id
+        self._changing(session_id)
         self.online.session_closed(session_id=session_id)
         return f"logout success {user_id}"
 
@@ -65,5 +84,61 @@ class Login(Module):
         """RPC: how many distinct users are logged in through this node."""
         return self.online.count()
 
+    async def counted_sessions(self, session_ids: list[str]) -> list[str]:
+        """RPC: those of ``session_ids`` this node counts (another node's recount asks)."""
+        return self.online.counted(session_ids)
+
     async def on_session_closed(self, session: Session) -> None:
+        self._changing(session.session_id)
         self.online.session_closed(session_id=session.session_id)
+
+    async def on_node_started(self) -> None:
+        """Count the users online from the gates now, and again once every gate knows this
+        node."""
+        for delay in (0.0, self.recount_after):
+            await asyncio.sleep(delay)
+            try:
+                added, dropped = await self.recount()
+            except Exception as err:  # Redis failing, say: the next pass tries again
+                logger.warning("%s: counting the users online failed: %r", self.node_id, err)
+            else:
+                logger.info(
+                    "%s: recounted from the gates, %d sessions added, %d dropped",
+                    self.node_id,
+                    added,
+                    dropped,
+                )
+
+    async def recount(self) -> tuple[int, int]:
+        """Make this node's count agree with the bound sessions on the gates; returns how
+        many sessions were added and dropped. Sessions that logged in or out while the
+        census was taken are left as they are; a session of a gate that did not answer
+        stays."""
+        changed: set[str] = set()
+        self._changed = changed
+        held = self.online.sessions()
+        try:
+            census = await gates.live_sessions()
+            live = {s.session.session_id: s.session for s in census.sessions if s.session.user_id}
+            elsewhere = await services.counted_elsewhere(sorted(live), here=self.node_id)
+        finally:
+            self._changed = None
+        added = dropped = 0
+        for session_id, session in live.items():
+            if session_id not in changed and session_id not in elsewhere and session_id not in held:
+                self.online.logged_in(
+                    session_id=session_id, user_id=session.user_id, server_id=session.server_id
+                )
+                added += 1
+        for session_id, gate in held.items():
+            if session_id in changed:
+                continue
+            lower = elsewhere.get(session_id, self.node_id) < self.node_id
+            if lower or (session_id not in live and gate in census.gates):
+                self.online.session_closed(session_id=session_id)
+                dropped += 1
+        return added, dropped
+
+    def _changing(self, session_id: str) -> None:
+        if self._changed is not None:
+            self._changed.add(session_id)

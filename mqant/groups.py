@@ -11,9 +11,9 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
-from mqant import owners
+from mqant import owners, rpc
 from mqant.session import Session, encode_body
-from mqant.types import GateFanoutMessage
+from mqant.types import GateFanoutMessage, SessionOp
 
 
 def group_name(name: str) -> str:
@@ -22,11 +22,13 @@ def group_name(name: str) -> str:
 
 
 async def add(name: str, session: Session) -> None:
-    """Make ``session``'s connection a member of group ``name``; returns once it is one.
+    """Make ``session``'s connection a member of group ``name``; returns once it is one. The
+    connection keeps the name, so that the gates' census (mqant.gates) tells it.
 
     Raises DeadlineExceeded when the connection does not answer (it is gone).
     """
-    await owners.session_op(session.channel, {"op": "group_add", "group": group_name(name)})
+    op: SessionOp = {"op": "group_add", "group": group_name(name), "name": name}
+    await owners.session_op(session.channel, op)
 
 
 async def discard(name: str, session: Session) -> None:
@@ -57,4 +59,8 @@ async def _fan_out(group: str, topic: str, body: bytes | str | dict[str, Any] | 
         "topic": topic,
         "payload": encode_body(body),
     }
-    await get_channel_layer().group_send(group, message)
+    rpc.refuse_while_redis_down()
+    try:
+        await get_channel_layer().group_send(group, message)
+    except Exception as err:
+        raise rpc.layer_failure(err) from err

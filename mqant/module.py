@@ -72,6 +72,13 @@ class Module:
         is set. The default does nothing."""
         await closing.wait()
 
+    async def on_node_started(self) -> None:
+        """Called once the node is registered and reachable, in a task of its own, while
+        handlers may already run: rebuild here what the module keeps in memory about live
+        sessions, which a restart lost (``mqant.gates.live_sessions`` asks the gates who is
+        there). An exception is logged and the node goes on; the task is cancelled when the
+        process stops. The default does nothing."""
+
     async def on_destroy(self) -> None:
         """Called once when the process stops, after ``run`` has returned, in reverse order of
         start."""

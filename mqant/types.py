@@ -78,6 +78,7 @@ class SessionOp(TypedDict):
     value: NotRequired[str]
     settings: NotRequired[dict[str, str]]
     group: NotRequired[str]  # a channel-layer group name (mqant.groups.group_name)
+    name: NotRequired[str]  # "group_add": the group's own name, for the gates' census
     payload: NotRequired[bytes]  # "send": the PUBLISH payload, "key" its topic
 
 
