@@ -21,9 +21,11 @@ logger = logging.getLogger(__name__)
 MQTT_SUBPROTOCOLS = ("mqtt", "mqttv3.1")
 
 # WebSocket close codes. A text frame gets 4003, mirroring 1003 in the application range.
-# A client the limits refuse gets 1013, "try again later" (IANA's registry): autobahn itself
-# sends only 1000 and 3000-4999, so under daphne gate.daphne_guard lets it through.
+# A client the limits refuse gets 1013, "try again later" (IANA's registry), and every client
+# of a stopping server 1001, "going away": autobahn itself sends only 1000 and 3000-4999, so
+# under daphne gate.daphne_guard lets them through.
 NORMAL_CLOSURE = 1000
+GOING_AWAY = 1001
 TRY_AGAIN_LATER = 1013
 UNSUPPORTED_DATA = 4003
 
@@ -78,7 +80,7 @@ class MQTTConsumer(AsyncConsumer):  # type: ignore[misc]
         client = self.scope.get("client") or ("", 0)
         self.slot = limits.ConnectionSlot.take(str(client[0] or ""))
         if self.slot is None:
-            await self._refuse()
+            await self._close_with(TRY_AGAIN_LATER)
             return
         self._buffer = SocketBuffer.of(self.base_send)
         self.may_block = self._buffer is None or self._buffer.may_block
@@ -90,11 +92,13 @@ class MQTTConsumer(AsyncConsumer):  # type: ignore[misc]
             self.slot.release()
             raise
 
-    async def _refuse(self) -> None:
+    async def _close_with(self, code: int) -> None:
         try:
-            await self.send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
+            await self.send({"type": "websocket.close", "code": code})
         except Exception:  # autobahn's own, bare: daphne without gate.daphne_guard (it logged
             # why) sends only 1000 and 3000-4999.
+            if code == NORMAL_CLOSURE:
+                raise
             await self.send({"type": "websocket.close", "code": NORMAL_CLOSURE})
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
@@ -126,7 +130,7 @@ class MQTTConsumer(AsyncConsumer):  # type: ignore[misc]
         return 0 if self._buffer is None else self._buffer.pending_bytes()
 
     async def close(self) -> None:
-        await self.send({"type": "websocket.close", "code": NORMAL_CLOSURE})
+        await self._close_with(GOING_AWAY if MQTTConnection.stopping else NORMAL_CLOSURE)
 
     def abort(self) -> None:
         if self._buffer is not None:

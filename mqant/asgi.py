@@ -4,11 +4,21 @@ the project adds (the gate's TCP listener).
 Servers with ASGI lifespan (uvicorn) run the startup at startup and the shutdown at
 shutdown. daphne has no lifespan (daphne#264): there the startup runs as soon as daphne's
 reactor runs, without waiting for a first connection or request.
+
+On SIGTERM or SIGINT, under daphne and under uvicorn, the shutdown runs first, while the
+server still serves its connections, and the signal is handed on to the server once it is
+done; a second signal hands it on at once. Else both servers close their connections before
+any shutdown of ours: daphne cancels every application instance, uvicorn closes every
+WebSocket (1012), and the calls in flight go unanswered.
 """
 
 import asyncio
+import contextlib
+import functools
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -34,6 +44,7 @@ class MqantApplication:
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
         self._started: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+        self._stopping: asyncio.Future[None] | None = None
         _when_daphne_runs(self._start_soon)
 
     async def __call__(
@@ -56,11 +67,27 @@ class MqantApplication:
             await asyncio.shield(task)
 
     async def shutdown(self) -> None:
-        """Run the shutdown hooks, then stop the modules."""
+        """Run the shutdown hooks, then stop the modules, within SHUTDOWN_TIMEOUT; once,
+        however many ask (a signal, then daphne's reactor)."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._run_shutdown())
+        try:
+            await asyncio.shield(self._stopping)
+        except asyncio.CancelledError:
+            if not self._stopping.cancelled():
+                raise  # the caller was cancelled, not the stop
+            # else: stopped at once on a second signal
+
+    async def _run_shutdown(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + float(conf.get("SHUTDOWN_TIMEOUT"))
         for hook in self.on_shutdown:
-            await hook()
-        await mqant_app.stop()
-        self._started.pop(asyncio.get_running_loop(), None)
+            try:
+                await hook()
+            except Exception:  # the next hooks and the modules must still stop
+                logger.exception("stopping: %r failed", hook)
+        await mqant_app.stop(max(deadline - loop.time(), 0.0))
+        self._started.pop(loop, None)
 
     async def _run_startup(self) -> None:
         await mqant_app.ensure_started()
@@ -68,9 +95,24 @@ class MqantApplication:
             await hook()
 
     def _start_soon(self) -> None:
-        task = asyncio.get_event_loop().create_task(self.startup())
+        loop = asyncio.get_event_loop()  # the reactor's, not running yet
+        task = loop.create_task(self.startup())
         task.add_done_callback(_log_failure)
         _before_daphne_stops(self.shutdown)
+        _take_signals(loop, self._stop_on_signal, _daphnes)
+
+    def _stop_on_signal(self, hand_on: Callable[[], None]) -> None:
+        """SIGTERM or SIGINT: shut down, then ``hand_on`` the signal to the server; on a
+        second signal, give up the shutdown (which then hands it on)."""
+        if self._stopping is None:
+            logger.info("stopping: draining (a second signal stops at once)")
+            stopping = asyncio.ensure_future(self.shutdown())
+            stopping.add_done_callback(lambda _: hand_on())
+        elif not self._stopping.done():
+            logger.warning("stopping at once on a second signal")
+            self._stopping.cancel()
+        else:
+            hand_on()
 
     async def _lifespan(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         while True:
@@ -82,6 +124,7 @@ class MqantApplication:
                     await send({"type": "lifespan.startup.failed", "message": str(err)})
                     raise
                 await send({"type": "lifespan.startup.complete"})
+                _take_signals(asyncio.get_running_loop(), self._stop_on_signal, _uvicorns)
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -147,6 +190,60 @@ def _before_daphne_stops(shutdown: Hook) -> None:
         return defer.Deferred.fromFuture(asyncio.ensure_future(shutdown()))
 
     reactor.addSystemEventTrigger("before", "shutdown", run)  # type: ignore[arg-type]  # twisted types reactor as its interface, wrongly here
+
+
+HandOn = Callable[[], None]
+
+
+def _take_signals(
+    loop: asyncio.AbstractEventLoop,
+    on_signal: Callable[[HandOn], None],
+    servers: Callable[[int, Any], HandOn | None],
+) -> None:
+    """SIGTERM and SIGINT call ``on_signal(hand_on)`` in ``loop`` where the server handles
+    them: ``servers(signum, handler)`` is what the server's handler would do (None: not
+    the server's, left alone, as when daphne runs without signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        hand_on = servers(signum, signal.getsignal(signum))
+        if hand_on is not None:
+            signal.signal(signum, functools.partial(_deliver, loop, on_signal, hand_on))
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop,
+    on_signal: Callable[[HandOn], None],
+    hand_on: HandOn,
+    signum: int,
+    frame: object,
+) -> None:
+    loop.call_soon_threadsafe(on_signal, hand_on)
+
+
+def _daphnes(signum: int, handler: Any) -> HandOn | None:
+    """Twisted's reactor handles SIGTERM and SIGINT by stopping (daphne then cancels every
+    application instance, before any "before shutdown" trigger could drain them)."""
+    from twisted.internet import reactor
+
+    if handler not in (reactor.sigTerm, reactor.sigInt):
+        return None
+    return functools.partial(_stop_reactor, reactor)
+
+
+def _uvicorns(signum: int, handler: Any) -> HandOn | None:
+    """uvicorn's Server.handle_exit (uvicorn then closes its WebSockets with 1012)."""
+    owner = getattr(handler, "__self__", None)
+    if not type(owner).__module__.startswith("uvicorn."):
+        return None
+    return functools.partial(handler, signum, None)
+
+
+def _stop_reactor(reactor: Any) -> None:
+    from twisted.internet.error import ReactorNotRunning
+
+    with contextlib.suppress(ReactorNotRunning):  # stopping already
+        reactor.stop()
 
 
 def _when_daphne_runs(callback: Callable[[], None]) -> None:

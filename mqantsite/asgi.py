@@ -10,7 +10,7 @@ django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402 - after django setup
 
-from gate import connection, daphne_guard, keeper, tcp  # noqa: E402
+from gate import daphne_guard, drain, tcp  # noqa: E402
 from gate.routing import websocket_application  # noqa: E402
 from mqant.asgi import BodyLimit, MqantApplication  # noqa: E402
 
@@ -25,5 +25,6 @@ application = MqantApplication(
         }
     ),
     on_startup=[tcp.start_listener],
-    on_shutdown=[tcp.stop_listeners, connection.end_all, keeper.drain],
+    # Drains the gate (gate/drain.py); the modules stop after it.
+    on_shutdown=[drain.stop],
 )

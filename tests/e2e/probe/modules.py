@@ -1,5 +1,6 @@
 """SessionProbe: Session operations as client-callable handlers, for end-to-end tests."""
 
+import asyncio
 from typing import Any
 
 from mqant import Module, Session, register_module
@@ -15,7 +16,7 @@ class SessionProbe(Module):
         for name in (
             "Set", "SetBatch", "SetPush", "Remove", "Push", "Update", "Get", "Load", "Send",
             "SendNR", "SendBatch", "Broadcast", "IsConnect", "Close", "Unbind", "IsGuest",
-            "Clone", "Whoami", "Events",
+            "Clone", "Whoami", "Events", "Sleep",
         ):  # fmt: skip
             self.register_go(f"HD_{name}", getattr(self, name.lower()))
 
@@ -98,3 +99,9 @@ class SessionProbe(Module):
 
     async def events(self, session: Session, msg: Any) -> list[list[str]]:
         return [list(event) for event in self.seen_events]
+
+    async def sleep(self, session: Session, msg: Any) -> str:
+        """A call that stays in flight ``{"seconds"}`` (at most 5) seconds, for stop tests."""
+        seconds = msg.get("seconds", 1) if isinstance(msg, dict) else 1
+        await asyncio.sleep(min(max(float(seconds), 0.0), 5.0))
+        return "slept"
