@@ -411,10 +411,34 @@ def guarded_websocket_factory(websocket_factory: type, protocol_class: type) -> 
     class GuardedWebSocketFactory(websocket_factory):  # type: ignore[misc]
         protocol = protocol_class
 
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # paho-mqtt (2.x, mqant's Python client among its users) answers the server's
+            # pings with an unmasked pong, a protocol error by RFC 6455's letter: autobahn
+            # then cut every idle paho client at daphne's first ping (20 s). Masking guards
+            # proxies against scripts in browsers, which always mask; the server loses
+            # nothing by taking an unmasked frame.
+            self.setProtocolOptions(requireMaskedClientFrames=False)
+
     return GuardedWebSocketFactory
 
 
 _installed = False
+
+
+def stop_listening() -> int:
+    """Close daphne's listening ports, so that a stopping server takes no new socket (the
+    reactor closes them only once daphne has cancelled every application); the open sockets
+    go on. Returns how many were listening; 0 under any other server."""
+    if "daphne.server" not in sys.modules:
+        return 0
+    from twisted.internet import reactor, tcp
+
+    readers = typing.cast(Any, reactor).getReaders()  # twisted types reactor as a module
+    ports = [r for r in readers if isinstance(r, tcp.Port)]
+    for port in ports:
+        port.stopListening()  # type: ignore[no-untyped-call]
+    return len(ports)
 
 
 def install() -> bool:

@@ -48,8 +48,10 @@ class ServerProcess:
         mqant: Mapping[str, object] | None = None,
         asgi_server: str = "daphne",
         account_budgets: bool = False,
+        server_args: tuple[str, ...] = (),
     ) -> None:
         self.asgi_server = asgi_server
+        self.server_args = server_args
         self.port = free_port()
         self.tcp_port = free_port()
         self.log_path = workdir / f"daphne-{self.port}.log"
@@ -79,6 +81,7 @@ class ServerProcess:
             command += ["-b", "127.0.0.1", "-p", str(self.port)]
         else:
             command += ["--host", "127.0.0.1", "--port", str(self.port), "--ws-max-size", "1048576"]
+        command += self.server_args
         self.process = subprocess.Popen(
             command,
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,

@@ -6,6 +6,7 @@ import json
 import queue
 import shutil
 import subprocess
+import time
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -70,3 +71,26 @@ def test_mqant_clients_share_client_id_and_msgids(server):
         for client, _ in clients:
             client.disconnect()
             client.loop_stop()
+
+
+def test_an_idle_paho_websocket_client_outlives_the_servers_pings(tmp_path):
+    """paho answers daphne's WebSocket pings with unmasked pongs: the connection must stay."""
+    from tests.e2e.server import ServerProcess
+
+    server = ServerProcess(tmp_path, server_args=("--ping-interval", "1")).start()
+    drops: list[object] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, transport="websockets")
+    client.ws_set_options(path="/mqtt")
+    client.on_disconnect = lambda *args: drops.append(args)
+    try:
+        client.connect("127.0.0.1", server.port, keepalive=60)
+        client.loop_start()
+        deadline = time.monotonic() + 5  # about five pings, each answered
+        while time.monotonic() < deadline and not drops:
+            time.sleep(0.1)
+        assert drops == []
+        assert server.output().count("WSCONNECT /mqtt") == 1
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        server.stop()
