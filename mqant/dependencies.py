@@ -111,10 +111,13 @@ def of_error(err: BaseException) -> Dependency | None:
     if isinstance(err, DatabaseError) and "connection" in str(err).lower():
         return DATABASE
     try:
-        from redis.exceptions import RedisError
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
     except ImportError:  # pragma: no cover - redis is a dependency of channels-redis
         return None
-    if isinstance(err, RedisError):
+    # Redis unreachable or not answering; a command it refuses (a full memory, a wrong type)
+    # is an error of that command, not an outage.
+    if isinstance(err, RedisConnectionError | RedisTimeoutError):
         return REDIS
     return None
 

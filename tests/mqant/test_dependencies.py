@@ -7,6 +7,7 @@ import logging
 import pytest
 from django.db import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from mqant import ServiceUnavailable
 from mqant.dependencies import DATABASE, REDIS, Dependency, describe, of_error
@@ -59,6 +60,7 @@ def test_callers_refuse_at_once_only_while_a_probe_watches(dependency):
 def test_errors_are_told_apart():
     assert of_error(OperationalError("gone")) is DATABASE
     assert of_error(RedisConnectionError("refused")) is REDIS
+    assert of_error(ResponseError("OOM command not allowed")) is None  # a command's error
     assert of_error(ValueError("a bug")) is None
     assert describe(TimeoutError()) == "TimeoutError"
     assert describe(OSError("refused")) == "OSError: refused"
