@@ -51,7 +51,7 @@ NOT_LOGINED = "Not Logined"
 ONLINE_TIMEOUT = 1.0  # seconds a join waits for the Login nodes' counts
 # Seconds between the start's rebuild and the second one: by then every gate's snapshot of
 # the registry has the node (read every second), so every close since reaches it.
-REBUILD_AFTER = 3.0
+REBUILD_AFTER = gates.SETTLED_AFTER
 
 
 def _text(msg: dict[str, Any] | bytes, name: str) -> str | None:
@@ -120,19 +120,9 @@ class Chat(Module):
 
     async def on_node_started(self) -> None:
         """Rebuild the rooms from the gates now, and again once every gate knows this node."""
-        for delay in (0.0, self.rebuild_after):
-            await asyncio.sleep(delay)
-            try:
-                added, dropped = await self.rebuild()
-            except Exception as err:  # Redis failing, say: the next pass tries again
-                logger.warning("%s: rebuilding the rooms failed: %r", self.node_id, err)
-            else:
-                logger.info(
-                    "%s: rooms rebuilt from the gates, %d members added, %d dropped",
-                    self.node_id,
-                    added,
-                    dropped,
-                )
+        await gates.at_start_and_settled(
+            self.rebuild, "rebuilding the rooms", self.node_id, self.rebuild_after
+        )
 
     async def rebuild(self) -> tuple[int, int]:
         """Make this node's rooms agree with the rooms' groups on the gates; returns how many

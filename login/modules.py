@@ -8,16 +8,12 @@ counts; once more after RECOUNT_AFTER seconds, when every gate knows the node, d
 sessions closed before the gates could tell it. Two Login nodes counting a session at once
 leave it to the smaller node id, so that nobody counts twice."""
 
-import asyncio
-import logging
 from typing import Any
 
 from login import services
 from mqant import NO_CONNECTION, HandlerError, Module, Session, accounts, gates, register_module
 
-logger = logging.getLogger(__name__)
-
-RECOUNT_AFTER = 3.0  # seconds between the start's recount and the second one
+RECOUNT_AFTER = gates.SETTLED_AFTER  # seconds between the start's recount and the second one
 
 
 @register_module
@@ -95,19 +91,9 @@ class Login(Module):
     async def on_node_started(self) -> None:
         """Count the users online from the gates now, and again once every gate knows this
         node."""
-        for delay in (0.0, self.recount_after):
-            await asyncio.sleep(delay)
-            try:
-                added, dropped = await self.recount()
-            except Exception as err:  # Redis failing, say: the next pass tries again
-                logger.warning("%s: counting the users online failed: %r", self.node_id, err)
-            else:
-                logger.info(
-                    "%s: recounted from the gates, %d sessions added, %d dropped",
-                    self.node_id,
-                    added,
-                    dropped,
-                )
+        await gates.at_start_and_settled(
+            self.recount, "counting the users online", self.node_id, self.recount_after
+        )
 
     async def recount(self) -> tuple[int, int]:
         """Make this node's count agree with the bound sessions on the gates; returns how

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -111,6 +111,33 @@ async def live_sessions(*, page_size: int = PAGE_SIZE, timeout: float = PAGE_TIM
             closed.extend(answer[1])
             answered.add(node.node_id)
     return Census(sessions, frozenset(answered), frozenset(missing), closed)
+
+
+# Seconds after a node's start when every gate's snapshot of the registry has it (read every
+# second): a session that closed before that was told to the node's predecessor, or nobody.
+SETTLED_AFTER = 3.0
+
+
+async def at_start_and_settled(
+    agree: Callable[[], Awaitable[tuple[int, int]]],
+    what: str,
+    node_id: str,
+    settled_after: float = SETTLED_AFTER,
+) -> None:
+    """For ``Module.on_node_started``: make the node's state agree with the census now
+    (``agree()`` returns how many it added and dropped), and once more ``settled_after``
+    seconds later, when every gate tells the node of each end. A pass that fails is logged
+    (Redis down, say); the next tries again."""
+    for delay in (0.0, settled_after):
+        await asyncio.sleep(delay)
+        try:
+            added, dropped = await agree()
+        except Exception as err:
+            logger.warning("%s: %s from the gates failed: %r", node_id, what, err)
+        else:
+            logger.info(
+                "%s: %s from the gates: %d added, %d dropped", node_id, what, added, dropped
+            )
 
 
 async def _gate_census(
