@@ -12,6 +12,7 @@ for the census of its live sessions (mqant.gates), and nothing else.
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any, cast
@@ -19,8 +20,9 @@ from typing import TYPE_CHECKING, Any, cast
 from channels.layers import get_channel_layer
 
 from gate.node import gate_node
-from mqant import FunctionNotFound, RemoteError, RPCError, gates
+from mqant import FunctionNotFound, RemoteError, RPCError, dependencies, gates
 from mqant import app as mqant_app
+from mqant.dependencies import REDIS
 from mqant.owners import NO_CONNECTION
 from mqant.subscription import receive_forever
 from mqant.types import CallMessage
@@ -169,14 +171,32 @@ class Inbox:
                 logger.exception("%r: group delivery failed", connection)
 
     async def _renew_groups(self) -> None:
+        """Add this process to its groups again every GROUP_RENEW_SECONDS, and as soon as
+        Redis is back from an outage: a Redis restarted empty forgot them (the core layer
+        keeps groups in Redis), and a room's messages would no longer reach this gate."""
         await self._ready.wait()
+        loop = asyncio.get_running_loop()
+        back = asyncio.Event()
+
+        def redis_back() -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(back.set)
+
+        REDIS.when_up(redis_back)
         while True:
-            await asyncio.sleep(GROUP_RENEW_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(back.wait(), GROUP_RENEW_SECONDS)
+            back.clear()
             for group in list(self.members):
                 try:
                     await self.layer.group_add(group, self.channel)
-                except Exception:
-                    logger.exception("renewing group %s failed", group)
+                except Exception as err:
+                    dependency = dependencies.of_error(err)
+                    if dependency is None:
+                        logger.exception("renewing group %s failed", group)
+                    else:  # logged once per outage; renewed again when it is back
+                        dependency.failed(err)
+                        break
 
 
 _inboxes: dict[asyncio.AbstractEventLoop, Inbox] = {}

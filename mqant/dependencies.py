@@ -36,6 +36,7 @@ class Dependency:
         # back): only then do callers refuse at once while it is down, instead of trying.
         self.probe = False
         self._watchers: list[Callable[[], None]] = []
+        self._up_watchers: list[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         return f"<Dependency {self.name} {'down' if self.down else 'up'}>"
@@ -53,6 +54,12 @@ class Dependency:
         """Call ``watcher`` each time an outage begins (to fail what waits on it)."""
         if watcher not in self._watchers:
             self._watchers.append(watcher)
+
+    def when_up(self, watcher: Callable[[], None]) -> None:
+        """Call ``watcher`` each time an outage ends (to put back what it lost). Called from
+        whichever thread saw it back: a watcher hands on to its own loop."""
+        if watcher not in self._up_watchers:
+            self._up_watchers.append(watcher)
 
     def down_for(self) -> float:
         """Seconds since the outage began (0 when up)."""
@@ -87,6 +94,11 @@ class Dependency:
             lasted,
             failures,
         )
+        for watcher in list(self._up_watchers):
+            try:
+                watcher()
+            except Exception:
+                logger.exception("a watcher of %s's return failed", self.name)
 
     def forget(self) -> None:
         """No longer probed (the probe stopped): callers try it again, as before any outage."""
