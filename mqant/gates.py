@@ -92,7 +92,7 @@ class Census:
 async def live_sessions(*, page_size: int = PAGE_SIZE, timeout: float = PAGE_TIMEOUT) -> Census:
     """Ask every live gate for its live sessions, the gates at once, each one page after the
     other (``page_size`` sessions, ``timeout`` seconds each). A gate that does not answer, or
-    fails, is left out of ``sessions`` and named in ``missing``, with one WARNING."""
+    fails, is left out of ``sessions`` and named in ``missing`` (one WARNING names them all)."""
     gates = await rpc.nodes(GATE)
     answers = await asyncio.gather(
         *(_gate_census(node, page_size, timeout) for node in gates), return_exceptions=True
@@ -100,9 +100,10 @@ async def live_sessions(*, page_size: int = PAGE_SIZE, timeout: float = PAGE_TIM
     sessions: list[LiveSession] = []
     closed: list[ClosedSession] = []
     answered, missing = set(), set()
+    silent = []
     for node, answer in zip(gates, answers, strict=True):
         if isinstance(answer, RPCError):
-            logger.warning("%s did not tell its live sessions: %s", node.node_id, answer)
+            silent.append(f"{node.node_id} ({answer})")
             missing.add(node.node_id)
         elif isinstance(answer, BaseException):
             raise answer
@@ -110,6 +111,8 @@ async def live_sessions(*, page_size: int = PAGE_SIZE, timeout: float = PAGE_TIM
             sessions.extend(answer[0])
             closed.extend(answer[1])
             answered.add(node.node_id)
+    if silent:  # one line, however many gates
+        logger.warning("gates that did not tell their live sessions: %s", ", ".join(silent))
     return Census(sessions, frozenset(answered), frozenset(missing), closed)
 
 

@@ -36,6 +36,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer as ChannelsRedisPubSub
 from channels_redis.pubsub import RedisPubSubLoopLayer
 from channels_redis.utils import _wrap_close, decode_hosts
 
+from mqant import dependencies
 from mqant.redis_connection import Endpoint, Publisher, Subscriber, connect
 
 logger = logging.getLogger(__name__)
@@ -177,8 +178,14 @@ class Shard:
                 await asyncio.sleep(RESUBSCRIBE_DELAY)
                 try:
                     await self._connect_subscriber()
-                except Exception as err:
-                    logger.warning("Redis at %s: subscribing again failed: %s", self.endpoint, err)
+                except Exception as err:  # one warning per outage (mqant.dependencies)
+                    dependency = dependencies.of_error(err)
+                    if dependency is None:
+                        logger.warning(
+                            "Redis at %s: subscribing again failed: %s", self.endpoint, err
+                        )
+                    else:
+                        dependency.failed(err)
             logger.warning("Redis at %s: subscribed again", self.endpoint)
 
 
