@@ -27,8 +27,6 @@ import asyncio
 import logging
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from chat import services, sweep, validation
 from chat.limits import ChatLimits, Refused
 from chat.rooms import Changes, Room, Rooms
@@ -39,6 +37,7 @@ from mqant import (
     RPCError,
     Session,
     call,
+    db,
     gates,
     groups,
     nodes,
@@ -181,7 +180,7 @@ class Chat(Module):
         """One sweep pass, keeping the rooms someone is in here; None when it failed (it is
         tried again at the next interval)."""
         try:
-            done: sweep.SweepResult = await database_sync_to_async(sweep.sweep_pass)(
+            done: sweep.SweepResult = await db(sweep.sweep_pass)(
                 limits=self.limits, live_rooms=self.rooms.names()
             )
         except Exception as err:  # a failed pass must not end the sweeps, nor the module
@@ -211,7 +210,7 @@ class Chat(Module):
             "users": room.listed_users(
                 first=session.user_id, limit=limits.join_users, max_bytes=limits.join_users_bytes
             ),
-            "history": await database_sync_to_async(services.room_history)(
+            "history": await db(services.room_history)(
                 room_name=room_name, limit=limits.history_size, max_bytes=limits.history_bytes
             ),
             "online": await online_count(),
@@ -230,7 +229,7 @@ class Chat(Module):
         # here, before it could take the user's place in the room from a live connection.
         await groups.add(room_group(room_name), session)
         try:
-            await database_sync_to_async(services.room_enter)(
+            await db(services.room_enter)(
                 room_name=room_name,
                 user_id=session.user_id,
                 live=self.rooms.get(room_name) is not None,
@@ -264,7 +263,7 @@ class Chat(Module):
         room = self._member_room(room_name, session)
         event = {"roomName": room_name, "from": session.user_id, "target": target, "msg": content}
         if target == "*":
-            await database_sync_to_async(services.message_create)(
+            await db(services.message_create)(
                 room_name=room_name, sender=session.user_id, content=content, limits=self.limits
             )
             await groups.send(room_group(room_name), "Chat/OnChat", event)

@@ -4,15 +4,15 @@ token as the password, binds the session when the connection opens.
 A password goes through the account policy (mqant.accounts) like every other way in: the
 per-address login budget, the lockout per user name and per address, the hash pool. A
 refusal is CONNACK 4 (bad user name or password) when the credentials are to blame, 3
-(server unavailable) when the address spent its budget or the server is busy.
+(server unavailable) when the address spent its budget, the server is busy or its database
+is down.
 """
 
-from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from gate.mqtt.packets import BAD_USERNAME_OR_PASSWORD, SERVER_UNAVAILABLE
-from mqant import accounts
+from mqant import ServiceUnavailable, accounts, db
 
 
 def _token_user(username: str, key: str) -> str | None:
@@ -30,14 +30,14 @@ async def connect_user(username: str, password: bytes | None, ip: str) -> str | 
     if not password:
         return BAD_USERNAME_OR_PASSWORD
     text = password.decode("utf-8", "replace")
-    if len(text) == 40:  # DRF's token length: a lookup by key, no hash to compute
-        user: str | None = await database_sync_to_async(_token_user)(username, text)
-        if user is not None:
-            return user
     try:
+        if len(text) == 40:  # DRF's token length: a lookup by key, no hash to compute
+            user: str | None = await db(_token_user)(username, text)
+            if user is not None:
+                return user
         found = await accounts.login(username=username, password=text, ip=ip)
-    except (accounts.Throttled, accounts.Busy):
-        return SERVER_UNAVAILABLE
+    except (accounts.Throttled, accounts.Busy, ServiceUnavailable):
+        return SERVER_UNAVAILABLE  # try again later, as for a database that is down
     except accounts.Refused:
         return BAD_USERNAME_OR_PASSWORD
     return str(found.get_username())

@@ -4,6 +4,7 @@ Session a handler receives.
 The public API is re-exported here; modules import from ``mqant`` only.
 """
 
+from mqant.db import db
 from mqant.errors import (
     DeadlineExceeded,
     FunctionNotFound,
@@ -32,6 +33,7 @@ __all__ = [
     "Session",
     "call",
     "call_nr",
+    "db",
     "nodes",
     "register_module",
 ]

@@ -6,9 +6,8 @@ import logging
 from contextvars import ContextVar
 from typing import Any
 
-from channels.db import database_sync_to_async
-
 from mqant import dependencies
+from mqant.db import db
 from mqant.errors import FunctionNotFound, HandlerError, RemoteError, RPCError
 from mqant.module import HandlerSpec, Module
 
@@ -95,7 +94,7 @@ class ModuleServer:
         try:
             if spec.is_async:
                 return await spec.fn(*args)
-            return await database_sync_to_async(spec.fn)(*args)
+            return await db(spec.fn)(*args)
         except HandlerError as err:
             raise RemoteError(str(err)) from err
         except RPCError:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync, sync_to_async
-from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -33,6 +32,7 @@ from mqant.accounts.budgets import Throttled
 from mqant.accounts.errors import InvalidName, Refused, WrongCredentials
 from mqant.accounts.hashing import Busy
 from mqant.accounts.lockout import LockedOut
+from mqant.db import db as mqant_db
 
 if TYPE_CHECKING:  # the configured user model, as django-stubs resolves AUTH_USER_MODEL
     from django.contrib.auth.models import User
@@ -83,7 +83,7 @@ async def login(
     is registered with this password (when the validators accept it).
 
     Raises InvalidName, Throttled, LockedOut, Busy or WrongCredentials (all Refused)."""
-    db = _db or database_sync_to_async
+    db = _db or mqant_db
     attempt: _Attempt = await db(_begin)(username, password, ip, auto_register)
     user: User | None
     try:
@@ -116,7 +116,7 @@ async def register(*, username: str, password: str, ip: str, _db: Db | None = No
 
     Raises Throttled, Busy, or ValidationError with messages per field (``username``,
     ``password``)."""
-    db = _db or database_sync_to_async
+    db = _db or mqant_db
     username = await db(_validate_new)(username, password, ip)
     encoded = await hashing.aencode(password, address=ip)
     created: User | None = await db(_create)(username, encoded)

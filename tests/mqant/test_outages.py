@@ -171,18 +171,30 @@ async def test_a_refused_database_is_a_clear_error_logged_once(gate, modules, da
     assert "Traceback" not in output, output
 
 
-async def test_a_hung_database_is_named_in_the_log_once(gate, modules, database):
+async def test_a_hung_database_is_answered_before_the_deadline_and_logged_once(
+    gate, modules, database
+):
     proxy, _ = database
     assert await until_answered("count_users") == 0
     proxy.pause()
+    paused = time.monotonic()
     try:
-        in_flight = asyncio.ensure_future(call("Sleeper", "count_users", timeout=4))
-        with pytest.raises(DeadlineExceeded):  # a driver blocked in a read cannot be cut short
-            await in_flight
-        await asyncio.sleep(1)
+        with pytest.raises(ServiceUnavailable, match=r"^database unavailable$"):
+            await call("Sleeper", "count_users", timeout=30)
+        failed_after = time.monotonic() - paused
+        asked = time.monotonic()
+        with pytest.raises(ServiceUnavailable, match=r"^database unavailable$"):
+            await call("Sleeper", "count_users", timeout=30)
+        refused_in = time.monotonic() - asked
     finally:
         proxy.resume()
     assert await until_answered("count_users") == 0
+    print(
+        f"database paused: the query in flight was answered after {failed_after:.1f} s (its"
+        f" timeout 30 s), a new one refused in {refused_in * 1000:.0f} ms"
+    )
+    assert failed_after < 10  # the module process's probe: 1 s between checks, 1 s each
+    assert refused_in < 1
     await asyncio.sleep(1.5)
     output = modules.output()
     assert output.count("database unavailable (TimeoutError: no answer within") == 1, output
