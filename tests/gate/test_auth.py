@@ -10,6 +10,9 @@ from gate.mqtt.packets import SERVER_UNAVAILABLE
 from mqant import accounts
 from mqant.dependencies import DATABASE
 
+# Channels closes stale connections around each call: database access must be allowed.
+pytestmark = pytest.mark.django_db
+
 
 @pytest.fixture(autouse=True)
 def _forget_the_outage():

@@ -11,6 +11,9 @@ from django.db import OperationalError
 from mqant import ServiceUnavailable, db
 from mqant.dependencies import DATABASE
 
+# Channels closes stale connections around each call: database access must be allowed.
+pytestmark = pytest.mark.django_db
+
 
 @pytest.fixture
 def probed():
