@@ -12,6 +12,7 @@ import redis
 from channels.layers import get_channel_layer
 
 from mqant import app as mqant_app
+from mqant import dependencies
 from mqantsite.settings import redis_channel_layer
 
 # The servers and module processes the suite starts serve with DEBUG off, as in production,
@@ -93,6 +94,17 @@ def postgres_url() -> Iterator[str]:
     yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
     admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     admin.close()
+
+
+@pytest.fixture(autouse=True)
+def _dependencies_up() -> Iterator[None]:
+    """Each test starts with Redis and the database taken for up, whatever the last one
+    broke (mqant.dependencies keeps their state per process)."""
+    for dependency in (dependencies.REDIS, dependencies.DATABASE):
+        dependency.forget()
+    yield
+    for dependency in (dependencies.REDIS, dependencies.DATABASE):
+        dependency.forget()
 
 
 @pytest.fixture(autouse=True)
