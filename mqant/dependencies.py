@@ -110,6 +110,10 @@ class Dependency:
         return ServiceUnavailable.for_dependency(self.name)
 
 
+# Seconds between two checks of a dependency that is down: calls are refused at once until a
+# check sees it back, so a check every few seconds would hold them off that long after.
+RECHECK = 0.25
+
 REDIS = Dependency("Redis")
 DATABASE = Dependency("database")
 
@@ -135,11 +139,11 @@ def of_error(err: BaseException) -> Dependency | None:
 
 
 class DatabaseProbe:
-    """Checks the database every ``every`` seconds with ``SELECT 1`` from a thread of its own
-    (a hung database holds that thread, not the event loop nor the handlers' one): a check
-    that fails or takes longer than ``timeout`` marks the database down (one WARNING), the
-    next that succeeds marks it back. A process whose handlers hang on a hung database thus
-    says which dependency hangs and since when."""
+    """Checks the database every ``every`` seconds (every RECHECK while it is down) with
+    ``SELECT 1`` from a thread of its own (a hung database holds that thread, not the event
+    loop nor the handlers' one): a check that fails or takes longer than ``timeout`` marks the
+    database down (one WARNING), the next that succeeds marks it back. A process whose
+    handlers hang on a hung database thus says which dependency hangs and since when."""
 
     def __init__(self, every: float, timeout: float) -> None:
         self.every, self.timeout = every, timeout
@@ -175,7 +179,7 @@ class DatabaseProbe:
                     logger.debug("database probe: %s", describe(err))
             else:
                 DATABASE.succeeded()
-            await asyncio.sleep(self.every)
+            await asyncio.sleep(self.every if not DATABASE.down else min(self.every, RECHECK))
 
 
 def _select_one() -> None:

@@ -29,7 +29,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from redis import asyncio as aioredis
 
-from mqant.dependencies import REDIS
+from mqant.dependencies import RECHECK, REDIS
 from mqant.errors import ServiceNotFound
 from mqant.registry import Node, NodeRegistry, Selector, random_selector
 
@@ -194,7 +194,8 @@ class RedisNodeRegistry(NodeRegistry):
 
     async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(self.heartbeat)
+            # Quicker while Redis is down: calls are refused until a beat sees it back.
+            await asyncio.sleep(self.heartbeat if not REDIS.down else min(self.heartbeat, RECHECK))
             try:
                 for node in list(self._own.values()):
                     await self._write(node)
