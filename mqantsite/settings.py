@@ -26,6 +26,9 @@ Environment variables:
     MQANT_PROCESS_ID    this process's ProcessID in that file (default "development")
     MQANT_SETTINGS      a JSON object merged over the MQANT settings below
     MQANT_EXTRA_APPS    comma-separated Django apps (with modules) added to INSTALLED_APPS
+    MQANT_LOGIN_AUTO_REGISTER "0" to refuse unknown user names at Login/HD_Login instead of
+                        registering them (default "1", as mqant's clients expect)
+    MQANT_LOG_LEVEL     the level of the mqant and gate loggers (default INFO)
 """
 
 import json

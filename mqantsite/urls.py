@@ -20,4 +20,6 @@ urlpatterns = [
         name="chat-page",
     ),
     path("mqant/", RedirectView.as_view(pattern_name="chat-page")),
+    # The site's root leads to the chat page, where a newcomer expects something.
+    path("", RedirectView.as_view(pattern_name="chat-page")),
 ]

@@ -79,3 +79,9 @@ def test_page_names_the_sessions_user(django_user_model):
     user = django_user_model.objects.create_user(username="paged", password="x-long-pass-1")
     client.force_login(user)
     assert 'data-user="paged"' in client.get("/mqant/index.html").content.decode()
+
+
+def test_the_site_root_leads_to_the_chat_page():
+    response = Client().get("/")
+    assert response.status_code == 302
+    assert response["Location"] == "/mqant/index.html"

@@ -33,3 +33,15 @@ def test_readme_tour_works(server):
     assert "'Result': {'users': ['alice'], 'history': [], 'online': 1, 'userCount': 1}" in out
     assert "'Result': {'say': 'say success'}" in out
     assert "push: Chat/OnChat {'roomName': 'lobby', 'from': 'alice'" in out
+
+
+def test_readme_tour_pastes_into_the_python_prompt(server):
+    """Line by line, as the interactive prompt reads a paste: a compound statement must be
+    followed by a blank line, or the next line is a SyntaxError."""
+    code = tour_snippet().replace("PORT = 8000", f"PORT = {server.port}")
+    run = subprocess.run(
+        [sys.executable, "-i", "-q"], input=code, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert "Error" not in run.stderr.replace("'Error'", ""), run.stderr
+    assert "'Result': {'say': 'say success'}" in run.stdout

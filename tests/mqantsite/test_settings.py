@@ -4,6 +4,7 @@ migrations and the ORM on PostgreSQL."""
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 
+from mqantsite import settings as settings_module
 from mqantsite.settings import redis_channel_layer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,3 +84,11 @@ def test_database_url_migrates_and_runs_the_orm_on_postgresql(postgres_url, tmp_
         "pg-user",
     ]
     assert not (tmp_path / "unused.sqlite3").exists()
+
+
+def test_every_environment_variable_the_settings_read_is_documented():
+    source = (ROOT / "mqantsite" / "settings.py").read_text()
+    documented = settings_module.__doc__ or ""
+    read = set(re.findall(r'os\.environ(?:\.get\(|\[)"([A-Z_]+)"', source))
+    assert read, "no environment variable found: the pattern is out of date"
+    assert {name for name in read if name not in documented} == set()
