@@ -7,14 +7,14 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from mqant import ServiceUnavailable, dependencies
+from mqant import dependencies
 
 RETRY_AFTER_SECONDS = 5
 
 
 def handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's EXCEPTION_HANDLER: a dependency's failure is a 503 the client may retry."""
-    unavailable = unavailable_text(exc)
+    unavailable = dependencies.unavailable_text(exc)
     if unavailable is not None:
         return Response(
             {"detail": f"{unavailable}; try again in a moment."},
@@ -22,15 +22,3 @@ def handler(exc: Exception, context: dict[str, Any]) -> Response | None:
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     return exception_handler(exc, context)
-
-
-def unavailable_text(exc: BaseException | None) -> str | None:
-    """``"<dependency> unavailable"`` when ``exc`` says a dependency failed (it is then marked
-    down, logged once per outage), else None."""
-    if isinstance(exc, ServiceUnavailable):
-        return str(exc)
-    dependency = dependencies.of_error(exc) if exc is not None else None
-    if dependency is None:
-        return None
-    dependency.failed(exc)  # type: ignore[arg-type]
-    return str(dependency.error())

@@ -108,10 +108,9 @@ async def handler_call(*, session: Session, module: str, handler: str, body: Any
     except Exception as err:
         # The channel layer failed: the caller still gets an answer; a dependency's outage
         # is logged once, not per call.
-        dependency = dependencies.of_error(err)
-        if dependency is not None:
-            dependency.failed(err)
-            return CallReply(envelope=_envelope(trace, str(dependency.error()), None))
+        unavailable = dependencies.unavailable_text(err)
+        if unavailable is not None:
+            return CallReply(envelope=_envelope(trace, unavailable, None))
         logger.exception("trace %s: calling %s/%s failed", trace, module, handler)
         return CallReply(envelope=_envelope(trace, INTERNAL_ERROR, None))
     if isinstance(result, bytes):

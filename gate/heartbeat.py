@@ -86,14 +86,13 @@ class Heartbeat:
         return self.last_beat is not None and now - self.last_beat > gate_dead_after() / 2
 
     async def _failed(self, err: Exception) -> None:
-        dependency = dependencies.of_error(err)
+        dependency = dependencies.note(err)  # logged once per outage
         if dependency is None:
             if not self.broken:  # a bug: its traceback once, not once a beat
                 logger.error("gate heartbeat failed; trying again every beat", exc_info=err)
             self.broken = True
             return
         self.failing = dependency
-        dependency.failed(err)  # logged once per outage
         if dependency is dependencies.DATABASE:
             await inorder.reconnect_database()
 

@@ -191,11 +191,9 @@ class Inbox:
                 try:
                     await self.layer.group_add(group, self.channel)
                 except Exception as err:
-                    dependency = dependencies.of_error(err)
-                    if dependency is None:
+                    if dependencies.note(err) is None:
                         logger.exception("renewing group %s failed", group)
                     else:  # logged once per outage; renewed again when it is back
-                        dependency.failed(err)
                         break
 
 

@@ -192,10 +192,9 @@ class UntilDone:
 
 async def _outage_of(err: Exception) -> dependencies.Dependency | None:
     """The dependency whose outage ``err`` shows, if any, counted (once per outage logged)."""
-    dependency = dependencies.of_error(err)
+    dependency = dependencies.note(err)
     if dependency is None:
         return _unavailable(err)  # whoever raised "Redis unavailable" counted it
-    dependency.failed(err)
     if dependency is dependencies.DATABASE:
         await reconnect_database()
     return dependency

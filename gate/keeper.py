@@ -171,10 +171,7 @@ class SessionKeeper:
 
 
 def _report(err: Exception, what: str) -> None:
-    dependency = dependencies.of_error(err)
-    if dependency is not None:
-        dependency.failed(err)
-    elif not isinstance(err, ServiceUnavailable):
+    if dependencies.note(err) is None and not isinstance(err, ServiceUnavailable):
         logger.error("%s failed", what, exc_info=err)
 
 

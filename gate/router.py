@@ -70,11 +70,8 @@ async def route(session: Session, topic: str, payload: bytes) -> bytes | None:
     except Exception as err:
         # The channel layer failed (its pool exhausted...): the client still hears, and a
         # dependency's outage is logged once, not per call.
-        dependency = dependencies.of_error(err)
-        if dependency is not None:
-            dependency.failed(err)
-            error = str(dependency.error())
-        else:
+        error = dependencies.unavailable_text(err)
+        if error is None:
             logger.exception("trace %s: calling %s failed", session.trace_id, topic)
             error = INTERNAL_ERROR
         return envelope(session.trace_id, error, None) if has_msgid else None

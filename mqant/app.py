@@ -251,10 +251,7 @@ class App:
                 await self._layer.send(message["reply_to"], reply)
         except Exception as err:
             # The caller will see its deadline pass (or Redis's outage); this node goes on.
-            dependency = dependencies.of_error(err)
-            if dependency is not None:
-                dependency.failed(err)
-            else:
+            if dependencies.note(err) is None:
                 logger.exception("%s: replying to %s failed", node.node_id, message["fn"])
 
 

@@ -42,10 +42,8 @@ class Counts:
             except ValueError:  # incr/decr of a missing key: the cache's own answer
                 raise
             except Exception as err:
-                dependency = dependencies.of_error(err)
-                if dependency is None:
+                if dependencies.note(err) is None:
                     raise
-                dependency.failed(err)
         return getattr(_local, name)(*args, **kwargs)
 
 

@@ -76,11 +76,7 @@ class Dependency:
                 describe(err),
                 str(self.error()),
             )
-            for watcher in list(self._watchers):
-                try:
-                    watcher()
-                except Exception:
-                    logger.exception("a watcher of %s's outage failed", self.name)
+            self._tell(self._watchers, "outage")
 
     def succeeded(self) -> None:
         """An operation on the dependency succeeded: an outage, if any, is over."""
@@ -94,11 +90,14 @@ class Dependency:
             lasted,
             failures,
         )
-        for watcher in list(self._up_watchers):
+        self._tell(self._up_watchers, "return")
+
+    def _tell(self, watchers: list[Callable[[], None]], what: str) -> None:
+        for watcher in list(watchers):
             try:
                 watcher()
             except Exception:
-                logger.exception("a watcher of %s's return failed", self.name)
+                logger.exception("a watcher of %s's %s failed", self.name, what)
 
     def forget(self) -> None:
         """No longer probed (the probe stopped): callers try it again, as before any outage."""
@@ -116,6 +115,24 @@ RECHECK = 0.25
 
 REDIS = Dependency("Redis")
 DATABASE = Dependency("database")
+
+
+def note(err: BaseException) -> Dependency | None:
+    """The dependency ``err`` says failed, marked down (logged once per outage); None when
+    it is no dependency's error."""
+    dependency = of_error(err)
+    if dependency is not None:
+        dependency.failed(err)
+    return dependency
+
+
+def unavailable_text(exc: BaseException | None) -> str | None:
+    """``"<dependency> unavailable"`` when ``exc`` says a dependency failed (or is the
+    ServiceUnavailable of one), noted as ``note`` does; else None."""
+    if isinstance(exc, ServiceUnavailable):
+        return str(exc)
+    dependency = note(exc) if exc is not None else None
+    return None if dependency is None else str(dependency.error())
 
 
 def of_error(err: BaseException) -> Dependency | None:

@@ -8,7 +8,6 @@ from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
 from mqant import dependencies
-from mqant.errors import ServiceUnavailable
 
 RETRY_AFTER_SECONDS = 5
 
@@ -16,13 +15,10 @@ RETRY_AFTER_SECONDS = 5
 def server_error(request: HttpRequest) -> HttpResponse:
     """Django's handler500, called while the exception is handled: a dependency's failure
     is a 503 (JSON for the API, text otherwise); any other error Django's own 500 page."""
-    exc = sys.exc_info()[1]
-    dependency = dependencies.of_error(exc) if exc is not None else None
-    if dependency is None and not isinstance(exc, ServiceUnavailable):
+    unavailable = dependencies.unavailable_text(sys.exc_info()[1])
+    if unavailable is None:
         return defaults.server_error(request)
-    if dependency is not None and exc is not None:
-        dependency.failed(exc)
-    text = f"{exc if dependency is None else dependency.error()}; try again in a moment."
+    text = f"{unavailable}; try again in a moment."
     if request.path.startswith("/api/"):
         response = HttpResponse(
             json.dumps({"detail": text}), status=503, content_type="application/json"

@@ -98,8 +98,4 @@ def _dependency_failure(record: logging.LogRecord) -> bool:
         return False
     from mqant import dependencies  # imported while logging is configured: late
 
-    dependency = dependencies.of_error(exc)
-    if dependency is None:
-        return False
-    dependency.failed(exc)
-    return True
+    return dependencies.note(exc) is not None

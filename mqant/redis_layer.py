@@ -179,13 +179,10 @@ class Shard:
                 try:
                     await self._connect_subscriber()
                 except Exception as err:  # one warning per outage (mqant.dependencies)
-                    dependency = dependencies.of_error(err)
-                    if dependency is None:
+                    if dependencies.note(err) is None:
                         logger.warning(
                             "Redis at %s: subscribing again failed: %s", self.endpoint, err
                         )
-                    else:
-                        dependency.failed(err)
             logger.warning("Redis at %s: subscribed again", self.endpoint)
 
 

@@ -48,11 +48,8 @@ logger = logging.getLogger(__name__)
 def layer_failure(err: Exception) -> Exception:
     """The error a caller gets for a channel-layer exception: ``ServiceUnavailable`` when it
     is a dependency's (which is marked down, logged once per outage), else the exception."""
-    dependency = dependencies.of_error(err)
-    if dependency is None:
-        return err
-    dependency.failed(err)
-    return dependency.error()
+    dependency = dependencies.note(err)
+    return err if dependency is None else dependency.error()
 
 
 def refuse_while_redis_down() -> None:

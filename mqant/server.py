@@ -102,9 +102,8 @@ class ModuleServer:
         except asyncio.CancelledError:
             raise
         except Exception as err:
-            dependency = dependencies.of_error(err)
+            dependency = dependencies.note(err)
             if dependency is not None:  # the database or Redis is down: logged once
-                dependency.failed(err)
                 raise dependency.error() from err
             # A handler's bug must not kill the node, nor leak internals to a client.
             logger.exception(

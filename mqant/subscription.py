@@ -25,10 +25,7 @@ async def receive_forever(layer: Any, channel: str, name: str) -> AsyncIterator[
         try:
             message: dict[str, Any] = await layer.receive(channel)
         except Exception as err:
-            dependency = dependencies.of_error(err)
-            if dependency is not None:  # logged once per outage
-                dependency.failed(err)
-            else:
+            if dependencies.note(err) is None:  # else logged once per outage
                 logger.exception("%s: receive failed; receiving again", name)
             await asyncio.sleep(RECEIVE_RETRY_DELAY)
             continue
