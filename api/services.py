@@ -3,8 +3,6 @@ registers and logs in with the same rules, budgets and lockout over REST and ove
 tokens, staff actions on live connections and rooms, and handler calls.
 """
 
-import json
-import logging
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -13,18 +11,12 @@ from asgiref.sync import async_to_sync
 from rest_framework.authtoken.models import Token
 
 from chat import services as chat_services
-from mqant import RPCError, Session, accounts, call, dependencies
+from mqant import Session, accounts, routing
 from mqant.admin_actions import close_channels
 from sessions_store.models import LiveConnection
 
 if TYPE_CHECKING:  # the configured user model, as django-stubs resolves AUTH_USER_MODEL
     from django.contrib.auth.models import User
-
-logger = logging.getLogger(__name__)
-
-# The gate's texts (gate.router), which this module may not import.
-INTERNAL_ERROR = "internal error"
-NOT_JSON = "The result is not JSON serializable"
 
 
 def user_authenticate(*, username: str, password: str, client_ip: str) -> "User":
@@ -86,33 +78,10 @@ def http_session(*, user_id: str, ip: str, topic: str) -> Session:
     )
 
 
-def _envelope(trace_id: str, error: str, result: Any) -> dict[str, Any]:
-    try:
-        json.dumps(result)
-    except (TypeError, ValueError):
-        logger.error("trace %s: result of type %s is not JSON", trace_id, type(result).__name__)
-        return {"Trace": trace_id, "Error": NOT_JSON, "Result": None}
-    return {"Trace": trace_id, "Error": error, "Result": result}
-
-
 async def handler_call(*, session: Session, module: str, handler: str, body: Any) -> CallReply:
     """Run ``module``'s ``handler`` with ``(session, body)`` under the gate's rules (CONTRACT.md,
     "Routing a PUBLISH"): only ``HD_`` handlers, ``Type`` or ``Type@node``, errors as text."""
-    trace = session.trace_id
-    try:
-        if not handler.startswith("HD_"):
-            raise RPCError(f"Method({handler}) must begin with 'HD_'")
-        result = await call(module, handler, session, body)
-    except RPCError as err:
-        return CallReply(envelope=_envelope(trace, str(err), None))
-    except Exception as err:
-        # The channel layer failed: the caller still gets an answer; a dependency's outage
-        # is logged once, not per call.
-        unavailable = dependencies.unavailable_text(err)
-        if unavailable is not None:
-            return CallReply(envelope=_envelope(trace, unavailable, None))
-        logger.exception("trace %s: calling %s/%s failed", trace, module, handler)
-        return CallReply(envelope=_envelope(trace, INTERNAL_ERROR, None))
-    if isinstance(result, bytes):
-        return CallReply(raw=result)
-    return CallReply(envelope=_envelope(trace, "", result))
+    reply = await routing.dispatch(session, module, handler, lambda: body)
+    if isinstance(reply, bytes):
+        return CallReply(raw=reply)
+    return CallReply(envelope=routing.checked(reply))

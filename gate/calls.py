@@ -5,8 +5,9 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 
-from gate import conf, router
+from gate import conf
 from gate.limits import TokenBucket
+from mqant import routing
 
 Run = Callable[[str, bytes], Awaitable[None]]
 
@@ -44,7 +45,7 @@ class Calls:
             self._refused_in_a_row += 1
             past = self._refused_in_a_row - self.bucket.burst
             if past <= 1:
-                self._refuse(topic, router.RATE_EXCEEDED)
+                self._refuse(topic, routing.RATE_EXCEEDED)
             if past == 1:  # once: what it sends while it is being closed is dropped
                 self._close("it kept sending past its message rate")
             return
@@ -57,7 +58,7 @@ class Calls:
         else:  # queued, and the one running (the worker may not have taken the first yet)
             in_flight = len(self._ordered) + self._running_in_order
         if in_flight >= self.max_in_flight:
-            self._refuse(topic, router.WORK_QUEUE_FULL)
+            self._refuse(topic, routing.WORK_QUEUE_FULL)
             return
         if self._ordered is not None:
             self._ordered.append((topic, payload))

@@ -1,0 +1,126 @@
+"""A client's call to a module, as mqant's gate routes it (CONTRACT.md, "Routing a PUBLISH").
+
+``Type[@node]/HD_handler[/msgid]``: only ``HD_`` handlers, ``Type`` any live instance or
+``Type@node`` that one, the handler called through mqant RPC with ``(session, msg)``, every
+failure an error text, the answer mqant's ``{"Trace", "Error", "Result"}`` envelope (or the
+handler's bytes as they are). The gate (MQTT) and the REST API (``/api/call``) both call
+``dispatch``: the gate serialises the envelope with ``encode``, the API returns it as a dict
+(``checked``).
+"""
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mqant import dependencies, jsontext, rpc
+from mqant.errors import RPCError
+from mqant.session import Session
+
+logger = logging.getLogger(__name__)
+
+TOPIC_ERROR = (
+    "Topic must be [moduleType@moduleID]/[handler]|[moduleType@moduleID]/[handler]/[msgid]"
+)
+JSON_ERROR = "The JSON format is incorrect"
+WORK_QUEUE_FULL = "the work queue is full!"
+RATE_EXCEEDED = "the message rate is exceeded"
+INTERNAL_ERROR = "internal error"
+NOT_JSON = "The result is not JSON serializable"
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A call's topic: the module (``Type`` or ``Type@node``), the handler, the msgid
+    (``""``: none, the call is fire-and-forget)."""
+
+    target: str
+    handler: str
+    msgid: str
+
+
+def parse_topic(topic: str) -> Topic | None:
+    """The parts of ``Type[@node]/handler[/msgid]``; None with fewer than 2 segments. The msgid
+    is the third segment, and only when there are exactly 3."""
+    parts = topic.split("/")
+    if len(parts) < 2:
+        return None
+    return Topic(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
+
+
+def wants_reply(topic: str) -> bool:
+    """Whether a call on ``topic`` is answered: with a msgid, or with a malformed topic."""
+    parsed = parse_topic(topic)
+    return parsed is None or parsed.msgid != ""
+
+
+def decode_payload(payload: bytes) -> dict[str, Any] | bytes:
+    """A JSON object when the payload looks like one (``{...}``), else the bytes as they are.
+
+    Raises ValueError when it looks like an object but is not one (mqant.jsontext: lone
+    surrogates and JSON bombs included).
+    """
+    if payload[:1] != b"{" or payload[-1:] != b"}":
+        return payload
+    return jsontext.loads_object(payload)
+
+
+def envelope(trace_id: str, error: str, result: Any) -> dict[str, Any]:
+    """The reply: ``{"Trace": ..., "Error": "" when ok, "Result": ...}``."""
+    return {"Trace": trace_id, "Error": error, "Result": result}
+
+
+def encode(reply: dict[str, Any]) -> bytes:
+    """An envelope as the gate sends it: compact JSON in UTF-8. A result that is not JSON
+    becomes the error ``NOT_JSON``."""
+    try:
+        return json.dumps(reply, ensure_ascii=False, separators=(",", ":")).encode()
+    except (TypeError, ValueError):
+        return encode(_not_json(reply))
+
+
+def checked(reply: dict[str, Any]) -> dict[str, Any]:
+    """An envelope whose result JSON can carry, as the REST API returns it; else the error
+    ``NOT_JSON``."""
+    try:
+        json.dumps(reply["Result"])
+    except (TypeError, ValueError):
+        return _not_json(reply)
+    return reply
+
+
+def _not_json(reply: dict[str, Any]) -> dict[str, Any]:
+    trace_id, result = reply["Trace"], reply["Result"]
+    logger.error("trace %s: result of type %s is not JSON", trace_id, type(result).__name__)
+    return envelope(trace_id, NOT_JSON, None)
+
+
+async def dispatch(
+    session: Session, target: str, handler: str, message: Callable[[], Any]
+) -> dict[str, Any] | bytes:
+    """Call ``target``'s ``handler`` with ``(session, message())`` and return the envelope, or
+    the bytes the handler returned (which go to the client without it); every failure is an
+    error in the envelope. ``message`` runs once the node is found (a missing module is reported
+    before a malformed payload); a ValueError from it is ``JSON_ERROR``."""
+    trace = session.trace_id
+    try:
+        if not handler.startswith("HD_"):
+            raise RPCError(f"Method({handler}) must begin with 'HD_'")
+        node = await rpc.select(target)
+        try:
+            msg = message()
+        except ValueError:
+            raise RPCError(JSON_ERROR) from None
+        result = await rpc.call_node(node, handler, (session, msg), timeout=rpc.default_timeout())
+    except RPCError as err:
+        return envelope(trace, str(err), None)
+    except Exception as err:
+        # The channel layer failed (its pool exhausted...): the client still hears, and a
+        # dependency's outage is logged once, not per call.
+        error = dependencies.unavailable_text(err)
+        if error is None:
+            logger.exception("trace %s: calling %s failed", trace, session.topic)
+            error = INTERNAL_ERROR
+        return envelope(trace, error, None)
+    return result if isinstance(result, bytes) else envelope(trace, "", result)
