@@ -3,7 +3,7 @@ on live connections and rooms. Views parse, authorize, call ``api.selectors`` or
 ``api.services`` and shape the reply.
 
 A handler called over HTTP gets a session of its own with no connection (see
-``services.http_session``): what the handler pushes to that session goes nowhere, and a
+``services.handler_call``): what the handler pushes to that session goes nowhere, and a
 session operation (bind, set, close...) fails with "The session has no live connection".
 Pushes still reach the user where they are connected when the module sends them to its own
 members, as Chat does: ``Chat/HD_Say`` over HTTP reaches the room's members, the user's own
@@ -120,13 +120,12 @@ class CallView(APIView):
         body: Any = request.data
         if not isinstance(body, dict):
             raise exceptions.ParseError(f"Expected a JSON object, got {type(body).__name__}")
-        session = services.http_session(
+        reply = async_to_sync(services.handler_call)(
             user_id=request.user.get_username(),
             ip=BaseThrottle().get_ident(request),
-            topic=f"{module}/{handler}",
-        )
-        reply = async_to_sync(services.handler_call)(
-            session=session, module=module, handler=handler, body=dict(body)
+            module=module,
+            handler=handler,
+            body=dict(body),
         )
         if reply.raw is not None:  # the handler's bytes, sent as they are (as the gate does)
             return HttpResponse(reply.raw, content_type="application/octet-stream")

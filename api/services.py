@@ -3,7 +3,6 @@ registers and logs in with the same rules, budgets and lockout over REST and ove
 tokens, staff actions on live connections and rooms, and handler calls.
 """
 
-import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,24 +62,11 @@ class CallReply:
     raw: bytes | None = None
 
 
-def http_session(*, user_id: str, ip: str, topic: str) -> Session:
-    """The session of an HTTP caller: bound to ``user_id``, with no connection (channel
-    ``""``), so session operations fail at once and pushes to it go nowhere."""
-    return Session(
-        ip=ip,
-        network="http",
-        session_id=secrets.token_hex(8),
-        server_id="http",
-        channel="",
-        user_id=user_id,
-        topic=topic,
-        trace_id=secrets.token_hex(16),
-    )
-
-
-async def handler_call(*, session: Session, module: str, handler: str, body: Any) -> CallReply:
+async def handler_call(*, user_id: str, ip: str, module: str, handler: str, body: Any) -> CallReply:
     """Run ``module``'s ``handler`` with ``(session, body)`` under the gate's rules (CONTRACT.md,
-    "Routing a PUBLISH"): only ``HD_`` handlers, ``Type`` or ``Type@node``, errors as text."""
+    "Routing a PUBLISH"), the session that of an HTTP caller bound to ``user_id``: it has no
+    connection, so session operations fail at once and pushes to it go nowhere."""
+    session = Session.for_http(user_id=user_id, ip=ip, topic=f"{module}/{handler}")
     reply = await routing.dispatch(session, module, handler, lambda: body)
     if isinstance(reply, bytes):
         return CallReply(raw=reply)

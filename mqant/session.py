@@ -2,6 +2,7 @@
 the live connection that owns it (mqant's gate.Session)."""
 
 import json
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -9,6 +10,11 @@ from django.utils.module_loading import import_string
 
 from mqant import conf, owners
 from mqant.types import SessionOp, SessionState
+
+
+def new_session_id() -> str:
+    """A fresh session id: 16 hex digits."""
+    return secrets.token_hex(8)
 
 
 def encode_body(body: bytes | str | dict[str, Any] | list[Any]) -> bytes:
@@ -73,6 +79,53 @@ class Session:
     @classmethod
     def from_state(cls, state: SessionState) -> "Session":
         return cls(**state)
+
+    @classmethod
+    def for_connection(
+        cls, *, ip: str, network: str, server_id: str, channel_of: Callable[[str], str]
+    ) -> "Session":
+        """A new guest session of a client connection; ``channel_of`` gives the channel that
+        reaches the connection by the new session id."""
+        session_id = new_session_id()
+        return cls(
+            ip=ip,
+            network=network,
+            session_id=session_id,
+            server_id=server_id,
+            channel=channel_of(session_id),
+        )
+
+    @classmethod
+    def for_http(cls, *, user_id: str, ip: str, topic: str) -> "Session":
+        """The session of an HTTP caller: bound to ``user_id``, with no connection (channel
+        ``""``), so session operations fail at once and pushes to it go nowhere."""
+        return cls(
+            ip=ip,
+            network="http",
+            session_id=new_session_id(),
+            server_id="http",
+            channel="",
+            user_id=user_id,
+            topic=topic,
+            trace_id=secrets.token_hex(16),
+        )
+
+    def for_call(self, topic: str) -> "Session":
+        """The copy of this session a handler called on ``topic`` receives, with a trace id
+        and a span id of its own."""
+        ids = secrets.token_hex(24)  # trace and span: one read of the system's randomness
+        return Session(
+            ip=self.ip,
+            network=self.network,
+            session_id=self.session_id,
+            server_id=self.server_id,
+            channel=self.channel,
+            user_id=self.user_id,
+            settings=self.settings,
+            topic=topic,
+            trace_id=ids[:32],
+            span_id=ids[32:],
+        )
 
     def state(self) -> SessionState:
         """The session as plain data, for the channel layer."""
