@@ -1,7 +1,7 @@
-"""Connections to Redis for the pub/sub channel layer (mqant.redis_layer): one that
+"""Connections to Redis for the pub/sub channel layer (mqant.redis.layer): one that
 publishes without replies, writing the messages of one turn of the event loop together, and
 one that subscribes and hands each message on as soon as it is parsed. asyncio protocols
-over RESP2 (mqant.resp); the channel layer's logic is not here.
+over RESP2 (mqant.redis.resp); the channel layer's logic is not here.
 """
 
 import asyncio
@@ -18,7 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from mqant import resp
+from mqant.redis import resp
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class Endpoint:
         unknown = set(kwargs) - set(cls.__dataclass_fields__)
         if unknown:
             raise ImproperlyConfigured(
-                f"mqant.redis_layer supports no Redis host option {sorted(unknown)}: use "
+                f"mqant.redis.layer supports no Redis host option {sorted(unknown)}: use "
                 "channels_redis.pubsub.RedisPubSubChannelLayer for such a host"
             )
         return cls(**kwargs)

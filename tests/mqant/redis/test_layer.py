@@ -11,9 +11,9 @@ from channels_redis.pubsub import RedisPubSubChannelLayer as ChannelsRedisPubSub
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ResponseError
 
-from mqant import redis_layer
-from mqant.redis_connection import Endpoint
-from mqant.redis_layer import RedisPubSubChannelLayer
+from mqant.redis import layer as redis_layer
+from mqant.redis.connection import Endpoint
+from mqant.redis.layer import RedisPubSubChannelLayer
 from mqant.types import listening
 from mqantsite.settings import redis_channel_layer
 
