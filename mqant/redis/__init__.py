@@ -4,6 +4,7 @@
   ``CHANNEL_LAYERS``;
 - ``registry``: the node registry shared through Redis, named in ``MQANT["REGISTRY"]``;
 - ``connection`` and ``resp``: the asyncio connections and the RESP2 codec the layer uses;
+- ``channels_redis_adapter``: every use of channels-redis's internals.
 
 The rest of the framework never imports this package: settings name its classes.
 """

@@ -32,11 +32,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from channels_redis.pubsub import RedisPubSubChannelLayer as ChannelsRedisPubSubLayer
-from channels_redis.pubsub import RedisPubSubLoopLayer
-from channels_redis.utils import _wrap_close, decode_hosts
-
 from mqant import dependencies
+from mqant.redis import channels_redis_adapter as adapter
 from mqant.redis.connection import Endpoint, Publisher, Subscriber, connect
 
 logger = logging.getLogger(__name__)
@@ -46,11 +43,10 @@ RESUBSCRIBE_DELAY = 0.5
 
 
 class Shard:
-    """One Redis server of the layer: what channels-redis's ``RedisSingleShardConnection``
-    offers its layer (publish, subscribe, unsubscribe, flush), over a Publisher and a
+    """One Redis server of the layer (adapter.ShardConnection), over a Publisher and a
     Subscriber."""
 
-    def __init__(self, host: Mapping[str, Any], layer: RedisPubSubLoopLayer) -> None:
+    def __init__(self, host: Mapping[str, Any], layer: "LoopLayer") -> None:
         self.endpoint = Endpoint.from_host(host)
         self.layer = layer
         self._publisher: Publisher | None = None
@@ -147,21 +143,23 @@ class Shard:
     def _deliver(self, name: bytes, data: bytes) -> None:
         """A message from Redis, to its channel or to each member of its group."""
         channel = name.decode()
-        if channel in self.layer.channels:
-            self._hand(channel, data)
+        queue = self.layer.queue(channel)
+        if queue is not None:
+            self._hand(channel, queue, data)
             return
-        for member in self.layer.groups.get(channel, ()):
-            if member in self.layer.channels:
-                self._hand(member, data)
+        for member in self.layer.group_members(channel):
+            queue = self.layer.queue(member)
+            if queue is not None:
+                self._hand(member, queue, data)
 
-    def _hand(self, channel: str, data: bytes) -> None:
+    def _hand(self, channel: str, queue: "asyncio.Queue[bytes]", data: bytes) -> None:
         """To the channel's listener if it has one (LoopLayer.listeners), else its queue."""
         listener = self.layer.listeners.get(channel)
         if listener is None:
-            self.layer.channels[channel].put_nowait(data)
+            queue.put_nowait(data)
             return
         try:
-            listener(self.layer.channel_layer.deserialize(data))
+            listener(self.layer.deserialize(data))
         except Exception:  # one bad message or listener must not stop the others
             logger.exception("the listener of %s failed", channel)
 
@@ -189,44 +187,40 @@ class Shard:
 Listener = Callable[[dict[str, Any]], None]
 
 
-class LoopLayer(RedisPubSubLoopLayer):  # type: ignore[misc]  # channels-redis is untyped
+class LoopLayer(adapter.LoopLayer[Shard]):
     """channels-redis's per-event-loop layer, with a Shard per Redis server, and the
     channels that have a listener instead of a receiver."""
 
     def __init__(self, hosts: Any = None, **kwargs: Any) -> None:
         super().__init__(hosts, **kwargs)
-        self._shards = [Shard(host, self) for host in decode_hosts(hosts)]
         self.listeners: dict[str, Listener] = {}
+
+    def make_shard(self, host: Mapping[str, Any]) -> Shard:
+        return Shard(host, self)
 
     async def flush(self) -> None:
         self.listeners = {}
         await super().flush()
 
 
-class RedisPubSubChannelLayer(ChannelsRedisPubSubLayer):  # type: ignore[misc]
+class RedisPubSubChannelLayer(adapter.ChannelLayer[LoopLayer]):
     """``channels_redis.pubsub.RedisPubSubChannelLayer``, same configuration, same wire,
     over Shards (see the module's docstring)."""
 
-    def _get_layer(self) -> LoopLayer:
-        loop = asyncio.get_running_loop()
-        layer: LoopLayer | None = self._layers.get(loop)
-        if layer is None:
-            layer = self._layers[loop] = LoopLayer(*self._args, **self._kwargs, channel_layer=self)
-            _wrap_close(self, loop)  # flush the loop's layer when the loop closes
-        return layer
+    loop_layer_class = LoopLayer
 
     # The methods each message goes through, defined here: channels-redis reaches every one
     # through __getattr__, a functools.partial and a proxy coroutine. Both do without any
     # further coroutine when they need not wait.
     async def send(self, channel: str, message: dict[str, Any]) -> None:
-        shard: Shard = self._get_layer()._get_shard(channel)
+        shard = self.loop_layer().shard(channel)
         data = self.serialize(message)
         if not shard.publish_nowait(channel, data):
             await shard.publish(channel, data)
 
     async def receive(self, channel: str) -> dict[str, Any]:
-        layer = self._get_layer()
-        queue: asyncio.Queue[bytes] | None = layer.channels.get(channel)
+        layer = self.loop_layer()
+        queue = layer.queue(channel)
         if queue is not None and not queue.empty():
             # What the layer's receive would do without suspending: no cancellation to clean
             # up after.
@@ -236,7 +230,7 @@ class RedisPubSubChannelLayer(ChannelsRedisPubSubLayer):  # type: ignore[misc]
         return message
 
     async def new_channel(self, prefix: str = "specific.") -> str:
-        channel: str = await self._get_layer().new_channel(prefix)
+        channel: str = await self.loop_layer().new_channel(prefix)
         return channel
 
     # mqant's extension of the channel layer API (mqant.types.ListeningLayer).
@@ -245,18 +239,18 @@ class RedisPubSubChannelLayer(ChannelsRedisPubSubLayer):  # type: ignore[misc]
         soon as it is read, in order, instead of queueing it for ``receive``: for a consumer
         that only dispatches, it saves a queue and a turn of the event loop per message.
         ``on_message`` runs in the connection's read callback: it must not block."""
-        layer = self._get_layer()
-        if channel not in layer.channels:
-            await layer._subscribe_to_channel(channel)
+        layer = self.loop_layer()
+        queue = layer.queue(channel)
+        if queue is None:
+            queue = await layer.subscribe_channel(channel)
         layer.listeners[channel] = on_message
-        queue = layer.channels[channel]
         while not queue.empty():  # what arrived before
             on_message(self.deserialize(queue.get_nowait()))
 
     async def unlisten(self, channel: str) -> None:
         """Stop listening to ``channel`` and unsubscribe from it (as a receive cancelled
         does)."""
-        layer = self._get_layer()
+        layer = self.loop_layer()
         layer.listeners.pop(channel, None)
-        if layer.channels.pop(channel, None) is not None:
-            await layer._get_shard(channel).unsubscribe(channel)
+        if layer.forget_channel(channel):
+            await layer.shard(channel).unsubscribe(channel)
