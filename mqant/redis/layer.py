@@ -34,7 +34,8 @@ from typing import Any
 
 from mqant import dependencies
 from mqant.redis import channels_redis_adapter as adapter
-from mqant.redis.connection import Endpoint, Publisher, Subscriber, connect
+from mqant.redis.connection import Publisher, Subscriber, connect
+from mqant.redis.endpoint import Endpoint
 
 logger = logging.getLogger(__name__)
 

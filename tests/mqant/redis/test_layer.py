@@ -12,7 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ResponseError
 
 from mqant.redis import layer as redis_layer
-from mqant.redis.connection import Endpoint
+from mqant.redis.endpoint import Endpoint
 from mqant.redis.layer import RedisPubSubChannelLayer
 from mqant.types import listening
 from mqantsite.settings import redis_channel_layer
