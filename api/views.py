@@ -78,7 +78,7 @@ def enforce_browser_csrf(request: Request) -> None:
     """Login and register change a browser's session, so a request that comes from a browser
     (it carries cookies or an Origin header) must pass Django's CSRF check, as Django's own
     login form does; API clients send neither and need no CSRF token."""
-    meta = request._request.META
+    meta = request.META
     if meta.get("HTTP_COOKIE") or meta.get("HTTP_ORIGIN"):
         SessionAuthentication().enforce_csrf(request)
 
@@ -87,7 +87,7 @@ def logged_in(request: Request, user: "User") -> dict[str, Any]:
     """Log the browser session in and return the LoggedInSerializer data."""
     # mqant.accounts checks the password itself, so no backend has tagged the user: name the
     # first configured one, as Django does when there is only one.
-    login(request._request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
+    login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
     return LoggedInSerializer({"token": services.token_issue(user=user), "user": user}).data
 
 
@@ -171,7 +171,7 @@ class LogoutView(APIView):
     def post(self, request: Request) -> Response:
         if isinstance(request.auth, Token):
             services.token_revoke(token=request.auth)
-        logout(request._request)
+        logout(request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -10,7 +10,7 @@ client's request) in a closed loop for a bounded time, over:
 - ``memory``: the same through the in-memory channel layer (RPC_LOCAL_SHORTCUT off);
 - ``core``: the module in a ``manage.py runmodules`` process, over channels-redis's
   RedisChannelLayer, nodes found through the Redis registry;
-- ``pubsub``: the same over the pub/sub layer (mqant.redis_layer);
+- ``pubsub``: the same over the pub/sub layer (mqant.redis.layer);
 - ``channels-pubsub`` (only when named): the same over channels-redis's own
   RedisPubSubChannelLayer, to compare.
 

@@ -20,7 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "MODULE_SETTINGS": {},
     # Where live nodes are known: "BACKEND" is a NodeRegistry class, "CONFIG" its keyword
     # arguments. The default knows this process's nodes only, which is all there is with the
-    # in-memory channel layer; mqant.redis_registry.RedisNodeRegistry shares them in Redis.
+    # in-memory channel layer; mqant.redis.registry.RedisNodeRegistry shares them in Redis.
     "REGISTRY": {"BACKEND": "mqant.registry.NodeRegistry", "CONFIG": {}},
     # How a call to a module type picks one of its nodes: (module_type, nodes) -> node.
     "SELECTOR": "mqant.registry.random_selector",

@@ -1,6 +1,6 @@
 """A channel's messages, handed on as they arrive, whatever the channel layer.
 
-A layer that can (mqant.types.ListeningLayer: mqant.redis_layer) hands each message to a
+A layer that can (mqant.types.ListeningLayer: mqant.redis.layer) hands each message to a
 callback as it reads it. With another, a task receives in a loop; a layer error (Redis
 restarting) is logged and the task receives again, since the channel is still needed.
 """

@@ -112,7 +112,7 @@ class GateCloseMessage(TypedDict):
 
 class ListeningLayer(Protocol):
     """A channel layer that hands a channel's messages to a callback as they are read,
-    instead of queueing them for ``receive`` (mqant.redis_layer's extension). mqant's
+    instead of queueing them for ``receive`` (mqant.redis.layer's extension). mqant's
     consumers that only dispatch use it when the configured layer has it."""
 
     async def listen(self, channel: str, on_message: Callable[[dict[str, Any]], None]) -> None:

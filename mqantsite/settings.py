@@ -15,7 +15,7 @@ Environment variables:
                         the REST API's throttles and login lockout count per client address
     REDIS_URL           runs over Redis: channels-redis carries RPC, session changes and
                         broadcasts between processes, and live module nodes are registered there
-    MQANT_REDIS_LAYER   with REDIS_URL, "pubsub" (mqant.redis_layer, the default), "core"
+    MQANT_REDIS_LAYER   with REDIS_URL, "pubsub" (mqant.redis.layer, the default), "core"
                         (RedisChannelLayer) or "channels-pubsub" (channels-redis's
                         RedisPubSubChannelLayer); bench/rpc.py measures them
     MQANT_REDIS_PREFIX  with REDIS_URL, the prefix of every Redis key and channel (default
@@ -168,8 +168,8 @@ REDIS_KEEPALIVE = {
 REDIS_MAX_CONNECTIONS = 1000
 REDIS_LAYERS = {
     "core": "channels_redis.core.RedisChannelLayer",
-    # channels-redis's pub/sub layer over leaner connections, same wire (mqant/redis_layer.py)
-    "pubsub": "mqant.redis_layer.RedisPubSubChannelLayer",
+    # channels-redis's pub/sub layer over leaner connections, same wire (mqant/redis/layer.py)
+    "pubsub": "mqant.redis.layer.RedisPubSubChannelLayer",
     # channels-redis's own, for hosts the one above does not support (sentinels)
     "channels-pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
 }
@@ -300,7 +300,7 @@ MQANT: dict[str, Any] = {
 if REDIS_URL:
     # Module nodes of every process, registered in Redis with a heartbeat.
     MQANT["REGISTRY"] = {
-        "BACKEND": "mqant.redis_registry.RedisNodeRegistry",
+        "BACKEND": "mqant.redis.registry.RedisNodeRegistry",
         "CONFIG": {"url": REDIS_URL, "prefix": REDIS_PREFIX},
     }
 

@@ -54,7 +54,7 @@ class RedisSpace:
     def registry(self, **config: Any) -> dict[str, Any]:
         """An MQANT["REGISTRY"] entry for RedisNodeRegistry."""
         return {
-            "BACKEND": "mqant.redis_registry.RedisNodeRegistry",
+            "BACKEND": "mqant.redis.registry.RedisNodeRegistry",
             "CONFIG": {"url": self.url, "prefix": self.prefix, **config},
         }
 

@@ -90,7 +90,7 @@ async def gate(settings, monkeypatch, redis_server, deployment):
     monkeypatch.setenv(config.PROCESS_ID_ENV, "gate1")
     settings.CHANNEL_LAYERS = {"default": redis_channel_layer(redis_server.url, "pubsub", PREFIX)}
     registry = {"url": redis_server.url, "prefix": PREFIX}
-    registry_spec = {"BACKEND": "mqant.redis_registry.RedisNodeRegistry", "CONFIG": registry}
+    registry_spec = {"BACKEND": "mqant.redis.registry.RedisNodeRegistry", "CONFIG": registry}
     settings.MQANT = {**settings.MQANT, "REGISTRY": registry_spec}
     app = await mqant_app.ensure_started()
     yield app

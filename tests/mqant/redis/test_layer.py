@@ -11,9 +11,9 @@ from channels_redis.pubsub import RedisPubSubChannelLayer as ChannelsRedisPubSub
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ResponseError
 
-from mqant import redis_layer
-from mqant.redis_connection import Endpoint
-from mqant.redis_layer import RedisPubSubChannelLayer
+from mqant.redis import layer as redis_layer
+from mqant.redis.endpoint import Endpoint
+from mqant.redis.layer import RedisPubSubChannelLayer
 from mqant.types import listening
 from mqantsite.settings import redis_channel_layer
 
@@ -95,7 +95,7 @@ async def test_redis_counts_one_subscription_per_channel_until_a_receive_is_canc
 async def kill_connections_of(client: aioredis.Redis, layer: Any, kind: str) -> None:
     """Make Redis drop this layer's publishing or subscribing connection, found by its local
     address: other clients of the server are left alone."""
-    shard = layer._get_layer()._shards[0]
+    shard = layer.loop_layer().shard("")  # one Redis server: one shard
     connection = shard._publisher if kind == "publisher" else shard._subscriber
     host, port = connection.transport.get_extra_info("sockname")[:2]
     await client.client_kill_filter(_type=None, addr=f"{host}:{port}")
@@ -135,7 +135,7 @@ async def test_a_listener_gets_every_message_in_order_and_unlisten_unsubscribes(
 ):
     layer, sender = layers(), layers()
     assert listening(layer) == layer  # (not `is`: mypy would narrow `layer` to the result)
-    assert listening(sender._get_layer()) is None
+    assert listening(sender.loop_layer()) is None
     channel = await layer.new_channel()
     await sender.send(channel, {"type": "test.queued"})  # before listening: not lost
     await asyncio.sleep(0.05)

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from django.core.exceptions import ImproperlyConfigured
 
 from mqant import ServiceNotFound
-from mqant.redis_registry import RedisNodeRegistry
+from mqant.redis.registry import RedisNodeRegistry
 from mqant.registry import Node
 
 

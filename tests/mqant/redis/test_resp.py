@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqant import resp
+from mqant.redis import resp
 
 
 def encode(value: Any) -> bytes:
