@@ -6,7 +6,8 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from mqant import Session, owners
-from mqant.types import SessionOp, SessionState
+from mqant.ops import GroupAdd, SessionOp
+from mqant.types import SessionState
 
 
 class FakeConnection:
@@ -38,8 +39,8 @@ class FakeConnection:
 
     async def apply_session_op(self, op: SessionOp) -> SessionState:
         self.ops.append(op)
-        if op["op"] == "group_add":
-            await get_channel_layer().group_add(op["group"], self.session.channel)
+        if isinstance(op, GroupAdd):
+            await get_channel_layer().group_add(op.group, self.session.channel)
         return self.session.state()
 
     async def deliver(self, topic: str, payload: bytes) -> None:
