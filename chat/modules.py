@@ -173,8 +173,7 @@ class Chat(Module):
                     continue
                 if user_id and user_id not in room.members:
                     event = {"roomName": room.name, "user": user_id}
-                    for other in room.members.values():
-                        await other.send_nr("Chat/OnLeave", event)
+                    await groups.send(room_group(room.name), "Chat/OnLeave", event)
 
     async def sweep(self) -> sweep.SweepResult | None:
         """One sweep pass, keeping the rooms someone is in here; None when it failed (it is
@@ -203,8 +202,7 @@ class Chat(Module):
         if previous is not None:
             await groups.discard(room_group(room_name), previous)
         event = {"roomName": room_name, "user": session.user_id}
-        for other in room.others(session.user_id):
-            await other.send_nr("Chat/OnJoin", event)
+        await groups.send(room_group(room_name), "Chat/OnJoin", event, exclude=session)
         limits = self.limits
         return {
             "users": room.listed_users(
@@ -313,11 +311,10 @@ class Chat(Module):
         left = self.rooms.leave(room_name, user_id)
         if left is None:
             return
-        room, member = left
+        _, member = left
         await groups.discard(room_group(room_name), member)  # the connection in the room
         event = {"roomName": room_name, "user": user_id}
-        for other in room.members.values():
-            await other.send_nr("Chat/OnLeave", event)
+        await groups.send(room_group(room_name), "Chat/OnLeave", event, exclude=member)
 
 
 async def online_count() -> int | None:

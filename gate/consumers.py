@@ -109,7 +109,7 @@ class MQTTConsumer(AsyncConsumer):  # type: ignore[misc]
             logger.info(
                 "%r: closing, a text frame (MQTT travels in binary frames)", self.connection
             )
-            self.connection.closed = True
+            self.connection.stop_reading()
             await self.send({"type": "websocket.close", "code": UNSUPPORTED_DATA})
             return
         await self.connection.data_received(data)

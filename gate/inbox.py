@@ -15,21 +15,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Iterable
+from typing import Any, Protocol, cast
 
 from channels.layers import get_channel_layer
 
 from gate.node import gate_node
-from mqant import FunctionNotFound, RemoteError, RPCError, dependencies, gates
+from mqant import FunctionNotFound, RemoteError, RPCError, dependencies, gates, owners
 from mqant import app as mqant_app
 from mqant.dependencies import REDIS
+from mqant.ops import Fanout, GroupAdd, GroupDiscard, SessionRequest, decode_event
 from mqant.owners import NO_CONNECTION
+from mqant.session import Session
 from mqant.subscription import receive_forever
 from mqant.types import CallMessage
 from mqant.wire import decode_args, empty_reply
-
-if TYPE_CHECKING:
-    from gate.connection import MQTTConnection
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +38,35 @@ logger = logging.getLogger(__name__)
 GROUP_RENEW_SECONDS = 3600.0
 
 
+class Member(Protocol):
+    """What the inbox needs of a connection (gate.host's SessionHost)."""
+
+    session: Session
+
+    def post(self, event: Any) -> None:
+        """Handle ``event`` (mqant.ops) after the events posted before it."""
+        ...
+
+    async def deliver(self, topic: str, payload: bytes) -> None:
+        """Write a PUBLISH to the client."""
+        ...
+
+    def group_names(self) -> Iterable[str]:
+        """The names of the named groups the connection is in (from the inbox)."""
+        ...
+
+
 class Inbox:
-    """This process's channel, its connections by key and its group memberships."""
+    """This process's channel, its connections by key, and the one record of which of them
+    is in which group."""
 
     def __init__(self) -> None:
         self.layer: Any = get_channel_layer()
         self.channel = ""
-        self.connections: dict[str, MQTTConnection] = {}
-        self.members: dict[str, set[MQTTConnection]] = {}
+        self.connections: dict[str, Member] = {}
+        self.members: dict[str, set[Member]] = {}  # group → its connections here
+        self._groups: dict[Member, set[str]] = {}  # connection → its groups
+        self._names: dict[str, str] = {}  # group → its name (the census's), when named
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = asyncio.Event()
         self._app: mqant_app.App | None = None  # the app whose registry has the gate node
@@ -79,28 +100,50 @@ class Inbox:
         """The channel name of this process's connection ``key``."""
         return f"{self.channel}#{key}"
 
-    def register(self, key: str, connection: "MQTTConnection") -> None:
+    def register(self, key: str, connection: Member) -> None:
         self.connections[key] = connection
 
     def unregister(self, key: str) -> None:
         self.connections.pop(key, None)
 
-    async def add(self, group: str, connection: "MQTTConnection") -> None:
+    async def add(self, group: str, connection: Member, name: str = "") -> None:
+        """Make ``connection`` a member of ``group`` (named ``name`` for the census); the
+        process joins the channel-layer group with its first member."""
         await self.started()
+        if name:
+            self._names[group] = name
+        self._groups.setdefault(connection, set()).add(group)
         members = self.members.setdefault(group, set())
         first = not members
         members.add(connection)
         if first:
             await self.layer.group_add(group, self.channel)
 
-    async def discard(self, group: str, connection: "MQTTConnection") -> None:
+    async def discard(self, group: str, connection: Member) -> None:
+        """Remove ``connection`` from ``group``; the process leaves it with its last member."""
+        joined = self._groups.get(connection)
+        if joined is not None:
+            joined.discard(group)
+            if not joined:
+                del self._groups[connection]
         members = self.members.get(group)
         if members is None:
             return
         members.discard(connection)
         if not members:
             del self.members[group]
+            self._names.pop(group, None)
             await self.layer.group_discard(group, self.channel)
+
+    async def discard_all(self, connection: Member, keep: frozenset[str] = frozenset()) -> None:
+        """Remove ``connection`` from every group but those in ``keep``."""
+        for group in self._groups.get(connection, set()) - keep:
+            await self.discard(group, connection)
+
+    def group_names(self, connection: Member) -> list[str]:
+        """The names of the named groups ``connection`` is in (the gates' census)."""
+        names = self._names
+        return [names[group] for group in self._groups.get(connection, ()) if group in names]
 
     async def _receive_loop(self) -> None:
         # The layer's default prefix, as every channel of the process: RedisChannelLayer
@@ -110,37 +153,56 @@ class Inbox:
         self._ready.set()
         # Received one at a time, in order: a room's messages reach its members as sent.
         async for message in receive_forever(self.layer, self.channel, "gate inbox"):
-            if message.get("type") == "gate.fanout":
-                await self._fan_out(message)
-                continue
             if message.get("type") == "mqant.call":
                 self._answer_soon(cast(CallMessage, message))
                 continue
-            connection = self.connections.get(message.get("to", ""))
-            if connection is not None:
-                connection.post_event(message)
-            elif message.get("type") == "gate.session" and message.get("reply_to"):
-                await self._no_connection(message)
-            # else it is gone: pushes to it are dropped
+            event = decode_event(message)
+            if event is None:
+                logger.warning("gate inbox: ignoring unexpected message %r", message.get("type"))
+            elif isinstance(event, Fanout):
+                await self._fan_out(event)
+            else:
+                await self._dispatch(event)
 
-    async def _no_connection(self, message: dict[str, Any]) -> None:
-        """A session operation for a connection that is gone (or a session id that ended,
-        at a logout) is answered at once, instead of at the caller's deadline."""
-        reply = empty_reply(message.get("id", ""))
-        reply["error"], reply["kind"] = NO_CONNECTION, RemoteError.kind
+    async def _dispatch(self, event: Any) -> None:
+        """An event addressed to one connection: a group's join or leave applied here, in
+        the order the inbox receives it (as its group's messages), any other handed over."""
+        connection = self.connections.get(event.to)
+        request = event if isinstance(event, SessionRequest) else None
+        if connection is None:
+            if request is not None and request.reply_to:
+                await self._answer(request, error=NO_CONNECTION)
+            return  # it is gone: pushes to it are dropped
+        if request is None or not isinstance(request.op, GroupAdd | GroupDiscard):
+            connection.post(event)
+            return
+        if isinstance(request.op, GroupAdd):
+            await self.add(request.op.group, connection, request.op.name)
+        else:
+            await self.discard(request.op.group, connection)
+        if request.reply_to:
+            await self._answer(request, result=connection.session.state())
+
+    async def _answer(self, request: SessionRequest, result: Any = None, error: str = "") -> None:
+        """Answer a session operation applied here; one for a connection that is gone (or
+        a session id that ended, at a logout) is answered at once, not at its deadline."""
+        reply = empty_reply(request.id)
+        reply["result"] = result
+        if error:
+            reply["error"], reply["kind"] = error, RemoteError.kind
         try:
-            await self.layer.send(message["reply_to"], reply)
+            await self.layer.send(request.reply_to, reply)
         except Exception as err:  # the caller reaches its deadline instead
-            logger.warning("answering a session operation for a gone connection failed: %s", err)
+            logger.warning("answering a session operation failed: %s", err)
 
     def _answer_soon(self, message: CallMessage) -> None:
         """A call to the gate node, answered in a task of its own: the census of a large
         gate must not hold up the events behind it."""
-        task = asyncio.create_task(self._answer(message), name="gate node call")
+        task = asyncio.create_task(self._answer_call(message), name="gate node call")
         self._answers.add(task)
         task.add_done_callback(self._answers.discard)
 
-    async def _answer(self, message: CallMessage) -> None:
+    async def _answer_call(self, message: CallMessage) -> None:
         if message["deadline"] <= time.time() or not message["reply_to"]:
             return  # the caller has given up, or wants no answer
         reply = empty_reply(message["id"])
@@ -163,10 +225,15 @@ class Inbox:
             return self.closes.page(args)
         raise FunctionNotFound.for_name(fn)
 
-    async def _fan_out(self, message: dict[str, Any]) -> None:
-        for connection in list(self.members.get(message.get("group", ""), ())):
+    async def _fan_out(self, event: Fanout) -> None:
+        """A group's message to each of its members here, but the one it excludes."""
+        process, key = owners.split(event.exclude)
+        skip = self.connections.get(key) if process == self.channel else None
+        for connection in list(self.members.get(event.group, ())):
+            if connection is skip:
+                continue
             try:
-                await connection.deliver(message["topic"], message["payload"])
+                await connection.deliver(event.topic, event.payload)
             except Exception:
                 logger.exception("%r: group delivery failed", connection)
 

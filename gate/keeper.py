@@ -17,6 +17,7 @@ from gate.inorder import Job, UntilDone, workers
 from mqant import RemoteError, Session, conf, dependencies, owners
 from mqant import events as mqant_events
 from mqant.errors import ServiceUnavailable
+from mqant.ops import Close
 from mqant.storage import Presence, StorageHandler, presence, storage_handler
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class SessionKeeper:
             raise RemoteError(ALREADY_CONNECTED)
         for other in others:
             logger.info("kicking session %s of %s: a newer login", other.session_id, user_id)
-            await owners.session_op_nr(other.channel, {"op": "close"})
+            await owners.session_op_nr(other.channel, Close())
 
     async def stored_settings(self, user_id: str) -> dict[str, str]:
         """The settings stored for ``user_id`` (empty without a StorageHandler)."""

@@ -4,9 +4,6 @@ a malformed one), with the envelope as JSON bytes or the handler's bytes as they
 from typing import Any
 
 from mqant import Session, routing
-from mqant.routing import wants_reply
-
-__all__ = ["envelope", "route", "wants_reply"]
 
 
 def envelope(trace_id: str, error: str, result: Any) -> bytes:

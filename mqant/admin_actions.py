@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from mqant import owners
+from mqant.ops import Close
 from mqant.session import encode_body
 
 
@@ -28,7 +29,7 @@ def close_channels(channels: Iterable[str]) -> int:
     """Close the connections on those channels; returns how many were asked."""
     count = 0
     for channel in channels:
-        async_to_sync(owners.session_op_nr)(channel, {"op": "close"})
+        async_to_sync(owners.session_op_nr)(channel, Close())
         count += 1
     return count
 

@@ -12,8 +12,8 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from mqant import owners, rpc
+from mqant.ops import Fanout, GroupAdd, GroupDiscard, encode_fanout
 from mqant.session import Session, encode_body
-from mqant.types import GateFanoutMessage, SessionOp
 
 
 def group_name(name: str) -> str:
@@ -27,19 +27,25 @@ async def add(name: str, session: Session) -> None:
 
     Raises DeadlineExceeded when the connection does not answer (it is gone).
     """
-    op: SessionOp = {"op": "group_add", "group": group_name(name), "name": name}
-    await owners.session_op(session.channel, op)
+    await owners.session_op(session.channel, GroupAdd(group_name(name), name))
 
 
 async def discard(name: str, session: Session) -> None:
     """Remove ``session``'s connection from group ``name``, without waiting. A connection
     that ends leaves its groups by itself."""
-    await owners.session_op_nr(session.channel, {"op": "group_discard", "group": group_name(name)})
+    await owners.session_op_nr(session.channel, GroupDiscard(group_name(name)))
 
 
-async def send(name: str, topic: str, body: bytes | str | dict[str, Any] | list[Any]) -> None:
-    """Send a PUBLISH on ``topic`` to every member of group ``name``."""
-    await _fan_out(group_name(name), topic, body)
+async def send(
+    name: str,
+    topic: str,
+    body: bytes | str | dict[str, Any] | list[Any],
+    *,
+    exclude: Session | None = None,
+) -> None:
+    """Send a PUBLISH on ``topic`` to every member of group ``name`` but ``exclude``'s
+    connection, once to each gate process that has members."""
+    await _fan_out(group_name(name), topic, body, exclude.channel if exclude else "")
 
 
 # Every connection is a member of this group, so that a broadcast reaches every gate once.
@@ -51,14 +57,12 @@ async def send_to_everyone(topic: str, body: bytes | str | dict[str, Any] | list
     await _fan_out(EVERYONE, topic, body)
 
 
-async def _fan_out(group: str, topic: str, body: bytes | str | dict[str, Any] | list[Any]) -> None:
-    """One message to each gate process in channel-layer group ``group``."""
-    message: GateFanoutMessage = {
-        "type": "gate.fanout",
-        "group": group,
-        "topic": topic,
-        "payload": encode_body(body),
-    }
+async def _fan_out(
+    group: str, topic: str, body: bytes | str | dict[str, Any] | list[Any], exclude: str = ""
+) -> None:
+    """One message to each gate process in channel-layer group ``group``; the member whose
+    channel is ``exclude`` skips it."""
+    message = encode_fanout(Fanout(group, topic, encode_body(body), exclude))
     rpc.refuse_while_redis_down()
     try:
         await get_channel_layer().group_send(group, message)

@@ -16,7 +16,8 @@ from channels.layers import get_channel_layer
 
 from mqant import conf, rpc
 from mqant.errors import RemoteError
-from mqant.types import GateSendMessage, SessionOp, SessionOpMessage, SessionState
+from mqant.ops import Deliver, SessionOp, SessionRequest, encode_deliver, encode_op, encode_request
+from mqant.types import GateSendMessage, SessionOpMessage, SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ async def session_op(channel: str, op: SessionOp) -> SessionState:
     if owner is not None:
         return await owner.apply_session_op(op)
     process, key = split(channel)
-    message = {"type": "gate.session", "to": key, "op": op}
+    message = {"type": "gate.session", "to": key, "op": encode_op(op)}
     state: SessionState = await rpc.request(
         process, message, timeout=float(conf.get("RPC_TIMEOUT"))
     )
@@ -86,14 +87,7 @@ async def session_op_nr(channel: str, op: SessionOp) -> None:
         await owner.apply_session_op(op)
         return
     process, key = split(channel)
-    message: SessionOpMessage = {
-        "type": "gate.session",
-        "to": key,
-        "id": "",
-        "reply_to": "",
-        "op": op,
-    }
-    await _send(process, message)
+    await _send(process, encode_request(SessionRequest(key, "", "", op)))
 
 
 async def deliver(channel: str, topic: str, payload: bytes) -> None:
@@ -106,8 +100,7 @@ async def deliver(channel: str, topic: str, payload: bytes) -> None:
         await owner.deliver(topic, payload)
         return
     process, key = split(channel)
-    message: GateSendMessage = {"type": "gate.send", "to": key, "topic": topic, "payload": payload}
-    await _send(process, message)
+    await _send(process, encode_deliver(Deliver(key, topic, payload)))
 
 
 async def _send(channel: str, message: GateSendMessage | SessionOpMessage) -> None:

@@ -9,7 +9,20 @@ from typing import Any
 from django.utils.module_loading import import_string
 
 from mqant import conf, owners
-from mqant.types import SessionOp, SessionState
+from mqant.ops import (
+    Bind,
+    Close,
+    Get,
+    Logout,
+    Push,
+    Remove,
+    Send,
+    SessionOp,
+    Set,
+    SetBatch,
+    Unbind,
+)
+from mqant.types import SessionState
 
 
 def new_session_id() -> str:
@@ -167,25 +180,25 @@ class Session:
 
         A session bound to another user ends first, as on a disconnect (its groups are left,
         ``on_session_closed`` is called), and this copy gets the new session id."""
-        await self._apply({"op": "bind", "user_id": str(user_id)})
+        await self._apply(Bind(str(user_id)))
 
     async def unbind(self) -> None:
         """Make the live session a guest again, under a new session id with no settings (the
         bound one ends as on a disconnect); the user's stored session is kept."""
-        await self._apply({"op": "unbind"})
+        await self._apply(Unbind())
 
     async def logout(self) -> None:
         """Forget the user's stored session, then make the live session a guest."""
-        await self._apply({"op": "logout"})
+        await self._apply(Logout())
 
     async def set(self, key: str, value: str) -> None:
         """Set one setting on the live session (keys and values are strings, as in mqant)."""
-        await self._apply({"op": "set", "key": str(key), "value": str(value)})
+        await self._apply(Set(str(key), str(value)))
 
     async def set_batch(self, settings: dict[str, str]) -> None:
         """Set several settings on the live session at once."""
         batch = {str(k): str(v) for k, v in settings.items()}
-        await self._apply({"op": "set_batch", "settings": batch})
+        await self._apply(SetBatch(batch))
 
     async def set_push(self, key: str, value: str) -> None:
         """Set one setting on this copy, then push the copy (mqant's ``SetPush``)."""
@@ -194,27 +207,25 @@ class Session:
 
     async def remove(self, key: str) -> None:
         """Remove one setting from the live session."""
-        await self._apply({"op": "remove", "key": str(key)})
+        await self._apply(Remove(str(key)))
 
     async def push(self) -> None:
         """Replace the live session's settings with this copy's."""
-        await self._apply({"op": "push", "settings": dict(self.settings)})
+        await self._apply(Push(dict(self.settings)))
 
     async def update(self) -> None:
         """Refresh this copy from the live session."""
-        await self._apply({"op": "get"})
+        await self._apply(Get())
 
     async def close(self) -> None:
         """Close the client's connection."""
-        await self._apply({"op": "close"})
+        await self._apply(Close())
 
     async def send(self, topic: str, body: bytes | str | dict[str, Any] | list[Any]) -> None:
         """Send a PUBLISH on ``topic`` to this session's client and return once its
         connection has taken it; raises DeadlineExceeded when the connection is gone.
         Dicts and lists go as JSON."""
-        await owners.session_op(
-            self.channel, {"op": "send", "key": topic, "payload": encode_body(body)}
-        )
+        await owners.session_op(self.channel, Send(topic, encode_body(body)))
 
     async def send_nr(self, topic: str, body: bytes | str | dict[str, Any] | list[Any]) -> None:
         """Send without waiting: a connection that is gone drops it."""

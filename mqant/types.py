@@ -69,8 +69,8 @@ SessionOpName = Literal[
 ]
 
 
-class SessionOp(TypedDict):
-    """A change to a live session, applied by the connection that owns it."""
+class SessionOpFields(TypedDict):
+    """A change to a live session as the channel layer carries it (mqant.ops decodes it)."""
 
     op: SessionOpName
     user_id: NotRequired[str]
@@ -83,14 +83,14 @@ class SessionOp(TypedDict):
 
 
 class SessionOpMessage(TypedDict):
-    """A SessionOp sent to the owning connection's channel; it answers with a ReplyMessage
+    """A session operation sent to the owning connection's channel; it answers with a ReplyMessage
     to ``reply_to``, unless that is empty."""
 
     type: Literal["gate.session"]
     to: str  # the connection's key in its gate process (mqant.owners)
     id: str
     reply_to: str
-    op: SessionOp
+    op: SessionOpFields
 
 
 class GateFanoutMessage(TypedDict):
@@ -101,6 +101,7 @@ class GateFanoutMessage(TypedDict):
     group: str
     topic: str
     payload: bytes
+    exclude: NotRequired[str]  # the channel of a member connection that skips it
 
 
 class GateCloseMessage(TypedDict):

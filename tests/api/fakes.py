@@ -6,7 +6,8 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from mqant import Session, owners
-from mqant.types import SessionOp, SessionState
+from mqant.ops import GroupAdd, SessionOp
+from mqant.types import SessionState
 
 
 class FakeConnection:
@@ -16,7 +17,7 @@ class FakeConnection:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.ops: list[SessionOp] = []
-        self.pushes: list[tuple[str, bytes]] = []
+        self._pushes: list[tuple[str, bytes]] = []
 
     @classmethod
     async def open(cls, user_id: str) -> "FakeConnection":
@@ -38,15 +39,30 @@ class FakeConnection:
 
     async def apply_session_op(self, op: SessionOp) -> SessionState:
         self.ops.append(op)
-        if op["op"] == "group_add":
-            await get_channel_layer().group_add(op["group"], self.session.channel)
+        if isinstance(op, GroupAdd):
+            await get_channel_layer().group_add(op.group, self.session.channel)
         return self.session.state()
 
     async def deliver(self, topic: str, payload: bytes) -> None:
-        self.pushes.append((topic, payload))
+        self._pushes.append((topic, payload))
+
+    @property
+    def pushes(self) -> list[tuple[str, bytes]]:
+        """What the connection was sent: directly, and, as its gate would hand them over,
+        the group messages waiting on its channel of the in-memory layer, but those that
+        exclude it."""
+        queue = getattr(get_channel_layer(), "channels", {}).get(self.session.channel)
+        while queue is not None and not queue.empty():
+            _, message = queue.get_nowait()
+            skipped = message.get("exclude") == self.session.channel
+            if message.get("type") == "gate.fanout" and not skipped:
+                self._pushes.append((message["topic"], message["payload"]))
+        return self._pushes
 
     async def fanout(self, timeout: float = 3) -> dict[str, Any]:
         """The next group message sent to this connection (a ``gate.fanout`` event)."""
         async with asyncio.timeout(timeout):
-            message: dict[str, Any] = await get_channel_layer().receive(self.session.channel)
-        return message
+            while True:  # one that excludes this connection is skipped, as its gate would
+                message: dict[str, Any] = await get_channel_layer().receive(self.session.channel)
+                if message.get("exclude") != self.session.channel:
+                    return message

@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from mqant import call
+from mqant.ops import Close
 from sessions_store.models import GateProcess, LiveConnection
 from tests.api.fakes import FakeConnection
 
@@ -93,7 +94,7 @@ async def test_kick_closes_the_connection(mqant_started, make_client):
     finally:
         connection.close()
     assert response.status_code == 202
-    assert connection.ops == [{"op": "close"}]
+    assert connection.ops == [Close()]
 
 
 @pytest.mark.django_db

@@ -11,7 +11,8 @@ from channels.layers import get_channel_layer
 from mqant import Session, call, owners
 from mqant import app as mqant_app
 from mqant import events as mqant_events
-from mqant.types import SessionOp, SessionState
+from mqant.ops import Bind, SessionOp
+from mqant.types import SessionState
 
 
 class FakeConnection:
@@ -22,8 +23,8 @@ class FakeConnection:
         self.pushed: list[tuple[str, Any]] = []
 
     async def apply_session_op(self, op: SessionOp) -> SessionState:
-        if op["op"] == "bind":
-            self.session.user_id = op["user_id"]
+        if isinstance(op, Bind):
+            self.session.user_id = op.user_id
         return self.session.state()
 
     async def deliver(self, topic: str, payload: bytes) -> None:
@@ -100,7 +101,7 @@ async def test_join_tells_how_many_users_are_online(app, connect):
 @pytest.mark.parametrize("app", [["Chat"]], indirect=True)
 async def test_online_is_null_when_no_login_node_answers(app, connect):
     alice = await connect("s-alice")
-    await owners.session_op(alice.channel, {"op": "bind", "user_id": "alice"})
+    await owners.session_op(alice.channel, Bind("alice"))
     alice.user_id = "alice"
     joined = await call("Chat", "HD_JoinChat", copy(alice), {"roomName": "lobby"})
     assert joined == {"users": ["alice"], "userCount": 1, "history": [], "online": None}

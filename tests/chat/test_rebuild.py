@@ -14,6 +14,7 @@ from chat.rooms import Rooms
 from gate.inbox import Inbox, inbox
 from gate.node import GATE_ID
 from mqant import Session, owners
+from mqant.ops import GroupAdd, GroupDiscard
 from tests.api.fakes import FakeConnection
 from tests.chat.conftest import StartChat, User
 
@@ -24,10 +25,10 @@ class GateConnection(FakeConnection):
     def group_names(self) -> list[str]:
         names: dict[str, str] = {}
         for op in self.ops:
-            if op["op"] == "group_add" and op.get("name"):
-                names[op["group"]] = op["name"]
-            elif op["op"] == "group_discard":
-                names.pop(op["group"], None)
+            if isinstance(op, GroupAdd) and op.name:
+                names[op.group] = op.name
+            elif isinstance(op, GroupDiscard):
+                names.pop(op.group, None)
         return list(names.values())
 
 

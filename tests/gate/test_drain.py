@@ -149,39 +149,38 @@ class Recorder:
         self.refused: list[tuple[str, str]] = []
         self.gate = asyncio.Event()
 
-    async def run(self, topic: str, payload: bytes) -> None:
+    async def run(self) -> None:
         await self.gate.wait()
 
-    def refuse(self, topic: str, error: str) -> None:
-        self.refused.append((topic, error))
+    def start(self, calls: Calls, topic: str) -> None:
+        refusal = calls.start(topic, self.run)
+        if refusal is not None:
+            self.refused.append((topic, refusal.error))
 
 
 @pytest.mark.parametrize("ordered", [False, True])
 async def test_calls_drain_then_give_up(settings, ordered):
     settings.MQANT = {**settings.MQANT, "ORDERED_CALLS": ordered}
     recorder = Recorder()
-    calls = Calls(recorder.run, recorder.refuse, lambda reason: None)
-    calls.start("M/HD_A/1", b"")
-    calls.start("M/HD_B/2", b"")
+    calls = Calls()
+    recorder.start(calls, "M/HD_A/1")
+    recorder.start(calls, "M/HD_B/2")
     await asyncio.sleep(0)
     calls.draining = True
-    calls.start("M/HD_C/3", b"")
+    recorder.start(calls, "M/HD_C/3")
     assert recorder.refused == [("M/HD_C/3", SHUTTING_DOWN)]
     idle = asyncio.ensure_future(calls.idle())
     await asyncio.sleep(0.01)
     assert not idle.done()  # two calls still run (or wait their turn)
-    calls.give_up(SHUTTING_DOWN)
+    given_up = calls.give_up()
     await asyncio.wait_for(idle, 1)
-    assert sorted(recorder.refused[1:]) == [
-        ("M/HD_A/1", SHUTTING_DOWN),
-        ("M/HD_B/2", SHUTTING_DOWN),
-    ]
+    assert sorted(given_up) == ["M/HD_A/1", "M/HD_B/2"]
 
 
 async def test_idle_returns_once_the_calls_end():
     recorder = Recorder()
-    calls = Calls(recorder.run, recorder.refuse, lambda reason: None)
-    calls.start("M/HD_A/1", b"")
+    calls = Calls()
+    recorder.start(calls, "M/HD_A/1")
     idle = asyncio.ensure_future(calls.idle())
     await asyncio.sleep(0.01)
     assert not idle.done()

@@ -11,23 +11,26 @@ from gate import inbox as inbox_module
 from gate.inbox import Inbox
 from gate.inorder import InOrder
 from mqant import owners
+from mqant.ops import Deliver, encode_deliver
 
 
 class Recorder:
-    """Stands in for an MQTTConnection: records the events posted to it."""
+    """Stands in for a connection's SessionHost: records the events posted to it; one whose
+    payload is in ``waits`` takes that long."""
 
     def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
+        self.events: list[Any] = []
         self.queue = InOrder(lambda: "recorder")
         self.got = asyncio.Event()
+        self.waits: dict[bytes, float] = {}
 
-    def post_event(self, message: dict[str, Any]) -> None:
-        self.queue.add(lambda: self.handle(message))
+    def post(self, event: Deliver) -> None:
+        self.queue.add(lambda: self.handle(event))
 
-    async def handle(self, message: dict[str, Any]) -> None:
-        if message.get("wait"):
-            await asyncio.sleep(message["wait"])
-        self.events.append(message)
+    async def handle(self, event: Deliver) -> None:
+        if event.payload in self.waits:
+            await asyncio.sleep(self.waits[event.payload])
+        self.events.append(event)
         self.got.set()
 
 
@@ -51,11 +54,11 @@ async def test_an_event_reaches_the_connection_its_address_names():
         process, key = owners.split(box.address("b"))
         assert (process, key) == (box.channel, "b")
         layer = get_channel_layer()
-        await layer.send(process, {"type": "gate.send", "to": "gone", "n": 0})  # dropped
-        await layer.send(process, {"type": "gate.send", "to": key, "n": 1})
+        await layer.send(process, encode_deliver(Deliver("gone", "t", b"0")))  # dropped
+        await layer.send(process, encode_deliver(Deliver(key, "t", b"1")))
         async with asyncio.timeout(3):
             await second.got.wait()
-        assert [e["n"] for e in second.events] == [1]
+        assert second.events == [Deliver(key, "t", b"1")]
         assert first.events == []
     finally:
         stop(box)
@@ -63,13 +66,13 @@ async def test_an_event_reaches_the_connection_its_address_names():
 
 async def test_a_connections_events_run_in_order_while_one_waits():
     recorder = Recorder()
-    recorder.post_event({"n": 1, "wait": 0.05})
-    recorder.post_event({"n": 2})
-    recorder.post_event({"n": 3, "wait": 0.01})
+    recorder.waits = {b"1": 0.05, b"3": 0.01}
+    for n in (b"1", b"2", b"3"):
+        recorder.post(Deliver("a", "t", n))
     async with asyncio.timeout(3):
         while len(recorder.events) < 3:
             await asyncio.sleep(0.01)
-    assert [e["n"] for e in recorder.events] == [1, 2, 3]
+    assert [e.payload for e in recorder.events] == [b"1", b"2", b"3"]
     assert recorder.queue._task is None  # no task is left once the events are handled
 
 
