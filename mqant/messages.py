@@ -138,7 +138,12 @@ class _Compiler:
         expected = _expected(typing.Annotated[tp, NonEmpty])
 
         def convert(value: Any, depth: int) -> Any:
-            value = inner(value, depth)
+            try:
+                value = inner(value, depth)
+            except Invalid as err:
+                if err.path:
+                    raise
+                raise Invalid(expected, err.got) from None
             if not value:
                 raise Invalid(expected, "an empty one")
             return value
