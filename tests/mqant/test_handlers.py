@@ -138,6 +138,7 @@ async def test_a_payload_that_does_not_fit_is_refused_before_the_handler_runs(de
     assert declared.runs == 0
 
 
+@pytest.mark.django_db(transaction=True)  # a plain handler's thread closes old connections
 async def test_a_typed_dict_keeps_its_declared_keys_and_a_plain_handler_runs_in_a_thread(declared):
     body = {"text": "hi", "to": ["ann"], "more": 1}
     in_thread, msg = await call("Declared", "HD_Note", session(), body)
