@@ -25,7 +25,8 @@ is stored.
 
 import asyncio
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from chat import services, sweep, validation
 from chat.limits import ChatLimits, Refused
@@ -34,28 +35,36 @@ from chat.services import room_group
 from mqant import (
     HandlerError,
     Module,
+    NonEmpty,
     RPCError,
     Session,
     call,
     db,
     gates,
     groups,
+    handler,
     nodes,
     register_module,
 )
 
 logger = logging.getLogger(__name__)
 
-NOT_LOGINED = "Not Logined"
 ONLINE_TIMEOUT = 1.0  # seconds a join waits for the Login nodes' counts
 # Seconds between the start's rebuild and the second one: by then every gate's snapshot of
 # the registry has the node (read every second), so every close since reaches it.
 REBUILD_AFTER = gates.SETTLED_AFTER
 
 
-def _text(msg: dict[str, Any] | bytes, name: str) -> str | None:
-    value = msg.get(name) if isinstance(msg, dict) else None
-    return value if isinstance(value, str) and value else None
+@dataclass
+class RoomRequest:
+    roomName: Annotated[str, NonEmpty]
+
+
+@dataclass
+class SayRequest:
+    roomName: Annotated[str, NonEmpty]
+    content: Annotated[str, NonEmpty]
+    target: Any = "*"  # a user in the room; "*" (or anything but a non-empty string): everyone
 
 
 @register_module
@@ -98,11 +107,6 @@ class Chat(Module):
         self._changes: Changes | None = None  # while a rebuild waits for the census
         # The ends unheard of by Chat that this node told the rooms of (each once).
         self._leaves_told: set[str] = set()
-        self.register_go("HD_JoinChat", self.join_chat)
-        self.register_go("HD_Say", self.say)
-        self.register_go("HD_LeaveChat", self.leave_chat)
-        self.register_go("members", self.members)
-        self.register_go("members_of_rooms", self.members_of_rooms)
 
     async def run(self, closing: asyncio.Event) -> None:
         """Sweep expired messages and unused rooms every SweepInterval seconds, one bounded
@@ -187,14 +191,11 @@ class Chat(Module):
             return None
         return done
 
-    async def join_chat(self, session: Session, msg: dict[str, Any] | bytes) -> dict[str, Any]:
+    @handler("HD_JoinChat", login_required=True, invalid="roomName cannot be nil")
+    async def join_chat(self, session: Session, msg: RoomRequest) -> dict[str, Any]:
         """``{"roomName"}`` → ``{"users": [...], "history": [...], "online": n,
         "userCount": n}``; the others get ``Chat/OnJoin``."""
-        room_name = _text(msg, "roomName")
-        if room_name is None:
-            raise HandlerError("roomName cannot be nil")
-        if session.is_guest():
-            raise HandlerError(NOT_LOGINED)
+        room_name = msg.roomName
         try:
             room, previous = await self._enter(room_name, session)
         except Refused as err:
@@ -239,17 +240,14 @@ class Chat(Module):
                 await groups.discard(room_group(room_name), session)
             raise
 
-    async def say(self, session: Session, msg: dict[str, Any] | bytes) -> dict[str, str]:
+    @handler("HD_Say", login_required=True, invalid="roomName or say cannot be nil")
+    async def say(self, session: Session, msg: SayRequest) -> dict[str, str]:
         """``{"roomName", "content", "target"}`` → ``{"say": "say success"}``; ``Chat/OnChat``
         to every member (target ``"*"``, the default) or to the target only."""
-        room_name, content = _text(msg, "roomName"), _text(msg, "content")
-        if room_name is None or content is None:
-            raise HandlerError("roomName or say cannot be nil")
-        if session.is_guest():
-            raise HandlerError(NOT_LOGINED)
+        room_name, content = msg.roomName, msg.content
         if len(content) > self.limits.max_message:
             raise HandlerError(f"The message is longer than {self.limits.max_message} characters")
-        target = _text(msg, "target") or "*"
+        target = msg.target if isinstance(msg.target, str) and msg.target else "*"
         try:
             validation.check_message(content, target, limits=self.limits)
             await self._say(room_name, content, target, session)
@@ -271,21 +269,20 @@ class Chat(Module):
             raise HandlerError("This user haven't been in the room yet")
         await recipient.send_nr("Chat/OnChat", event)
 
-    async def leave_chat(self, session: Session, msg: dict[str, Any] | bytes) -> dict[str, str]:
+    @handler("HD_LeaveChat", login_required=True, invalid="roomName cannot be nil")
+    async def leave_chat(self, session: Session, msg: RoomRequest) -> dict[str, str]:
         """``{"roomName"}`` → ``{"leave": "leave success"}``; the others get ``Chat/OnLeave``."""
-        room_name = _text(msg, "roomName")
-        if room_name is None:
-            raise HandlerError("roomName cannot be nil")
-        if session.is_guest():
-            raise HandlerError(NOT_LOGINED)
+        room_name = msg.roomName
         self._member_room(room_name, session)
         await self._leave(room_name, session.user_id)
         return {"leave": "leave success"}
 
+    @handler
     async def members(self, room_name: str) -> list[str]:
         """RPC (no ``HD_``, not for clients): the users in room ``room_name`` on this node."""
         return self.rooms.members_of(room_name)
 
+    @handler
     async def members_of_rooms(self, room_names: list[str]) -> dict[str, list[str]]:
         """RPC (not for clients): the users in each of the rooms on this node; rooms nobody
         is in here are left out."""

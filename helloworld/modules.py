@@ -1,20 +1,21 @@
 """HelloWorld: the echo of mqant's examples, and the benchmark target."""
 
+from dataclasses import dataclass
 from typing import Any
 
-from mqant import HandlerError, Module, Session, register_module
+from mqant import Module, Session, handler, register_module
+
+
+@dataclass
+class Say:
+    say: Any  # any JSON value is echoed, as mqant's example does
 
 
 @register_module
 class HelloWorld(Module):
     module_type = "HelloWorld"
 
-    async def on_init(self, settings: dict[str, Any]) -> None:
-        await super().on_init(settings)
-        self.register_go("HD_Say", self.say)
-
-    async def say(self, session: Session, msg: dict[str, Any] | bytes) -> str:
+    @handler("HD_Say", invalid="say cannot be nil")
+    async def say(self, session: Session, msg: Say) -> str:
         """``{"say": "hi"}`` → ``"you say : hi"``."""
-        if not isinstance(msg, dict) or "say" not in msg:
-            raise HandlerError("say cannot be nil")
-        return f"you say : {msg['say']}"
+        return f"you say : {msg.say}"

@@ -8,12 +8,29 @@ counts; once more after RECOUNT_AFTER seconds, when every gate knows the node, d
 sessions closed before the gates could tell it. Two Login nodes counting a session at once
 leave it to the smaller node id, so that nobody counts twice."""
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from login import services
-from mqant import NO_CONNECTION, HandlerError, Module, Session, accounts, gates, register_module
+from mqant import (
+    NO_CONNECTION,
+    HandlerError,
+    Module,
+    NonEmpty,
+    Session,
+    accounts,
+    gates,
+    handler,
+    register_module,
+)
 
 RECOUNT_AFTER = gates.SETTLED_AFTER  # seconds between the start's recount and the second one
+
+
+@dataclass
+class Credentials:
+    userName: Annotated[str, NonEmpty]
+    passWord: str
 
 
 @register_module
@@ -34,18 +51,11 @@ class Login(Module):
         self.online = services.OnlineUsers()
         self.recount_after = float(settings.get("RecountAfter", RECOUNT_AFTER))
         self._changed: set[str] | None = None  # sessions logged in or out during a recount
-        self.register_go("HD_Login", self.login)
-        self.register_go("HD_Logout", self.logout)
-        self.register_go("online_count", self.online_count)
-        self.register_go("counted_sessions", self.counted_sessions)
 
-    async def login(self, session: Session, msg: dict[str, Any] | bytes) -> str:
+    @handler("HD_Login", invalid="userName or passWord cannot be nil")
+    async def login(self, session: Session, msg: Credentials) -> str:
         """``{"userName", "passWord"}`` → ``"login success <user>"``, the session bound."""
-        if not isinstance(msg, dict):
-            raise HandlerError("userName or passWord cannot be nil")
-        username, password = msg.get("userName"), msg.get("passWord")
-        if not isinstance(username, str) or not isinstance(password, str) or not username:
-            raise HandlerError("userName or passWord cannot be nil")
+        username, password = msg.userName, msg.passWord
         if not session.channel:
             # Over HTTP (/api/call) there is no connection to bind: say so before any
             # password is checked, so that this is no way to test passwords.
@@ -66,20 +76,21 @@ class Login(Module):
         )
         return f"login success {user.get_username()}"
 
+    @handler("HD_Logout", login_required=True)
     async def logout(self, session: Session, msg: dict[str, Any] | bytes) -> str:
         """``Login/HD_Logout``: forget the user's stored session and make this one a guest."""
-        if session.is_guest():
-            raise HandlerError("Not Logined")
         user_id, session_id = session.user_id, session.session_id
         await session.logout()  # the session ends: the connection goes on under a new id
         self._changing(session_id)
         self.online.session_closed(session_id=session_id)
         return f"logout success {user_id}"
 
+    @handler
     async def online_count(self) -> int:
         """RPC: how many distinct users are logged in through this node."""
         return self.online.count()
 
+    @handler
     async def counted_sessions(self, session_ids: list[str]) -> list[str]:
         """RPC: those of ``session_ids`` this node counts (another node's recount asks)."""
         return self.online.counted(session_ids)

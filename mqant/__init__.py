@@ -14,6 +14,8 @@ from mqant.errors import (
     ServiceNotFound,
     ServiceUnavailable,
 )
+from mqant.handlers import handler
+from mqant.messages import NonEmpty
 from mqant.module import Module
 from mqant.owners import NO_CONNECTION
 from mqant.registry import register_module
@@ -26,6 +28,7 @@ __all__ = [
     "FunctionNotFound",
     "HandlerError",
     "Module",
+    "NonEmpty",
     "RPCError",
     "RemoteError",
     "ServiceNotFound",
@@ -34,6 +37,7 @@ __all__ = [
     "call",
     "call_nr",
     "db",
+    "handler",
     "nodes",
     "register_module",
 ]

@@ -1,10 +1,13 @@
-"""The Module base class: mqant's module, with its ``register``/``register_go`` handlers."""
+"""The Module base class: mqant's module, with its ``@handler`` methods (or handlers given to
+``register``/``register_go``)."""
 
 import asyncio
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from mqant import handlers
 
 if TYPE_CHECKING:
     from mqant.session import Session
@@ -32,24 +35,27 @@ class Module:
     """Base class of a business module.
 
     Subclasses set ``module_type`` (the name clients use in topics, e.g. ``"Chat"``) and
-    register their handlers in ``on_init``::
+    declare their handlers with ``@handler`` (``mqant.handlers``), which the Module collects
+    when it is constructed::
+
+        @dataclass
+        class Say:
+            say: str
 
         @register_module
         class HelloWorld(Module):
             module_type = "HelloWorld"
 
-            async def on_init(self, settings):
-                await super().on_init(settings)
-                self.register_go("HD_Say", self.say)
+            @handler("HD_Say")
+            async def say(self, session: Session, msg: Say) -> str:
+                return f"you say : {msg.say}"
 
-            async def say(self, session, msg):
-                return f"you say : {msg['say']}"
-
-    A handler receives the positional arguments of the call; a client's call brings
-    ``(session, msg)``, msg being a dict for a JSON object payload and bytes otherwise. It
-    returns the result (JSON-serialisable, or bytes sent as they are) or raises
-    ``HandlerError("text")`` to answer with an error. Async handlers run on the event loop;
-    plain ones run in a worker thread, where the Django ORM may be used.
+    ``register``/``register_go`` in ``on_init`` register a handler too. A handler receives
+    the positional arguments of the call; a client's call brings ``(session, msg)``, msg
+    being a dict for a JSON object payload and bytes otherwise, or the message type its
+    ``msg`` declares. It returns the result (JSON-serialisable, or bytes sent as they are)
+    or raises ``HandlerError("text")`` to answer with an error. Async handlers run on the
+    event loop; plain ones run in a worker thread, where the Django ORM may be used.
     """
 
     module_type: ClassVar[str] = ""
@@ -59,12 +65,15 @@ class Module:
         self.settings: dict[str, Any] = {}
         self.node_id = ""
         self.handlers: dict[str, HandlerSpec] = {}
+        for name, fn, ordered in handlers.routes(self):
+            self._add(name, fn, concurrent=not ordered)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.node_id or self.module_type}>"
 
     async def on_init(self, settings: dict[str, Any]) -> None:
-        """Called once when the process starts hosting the module; register handlers here."""
+        """Called once when the process starts hosting the module, with its settings; the
+        place for ``register``/``register_go``."""
         self.settings = settings
 
     async def run(self, closing: asyncio.Event) -> None:

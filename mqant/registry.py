@@ -1,7 +1,8 @@
 """Which module classes exist, and which nodes (module instances) are live.
 
-Module classes are registered by their apps' ``AppConfig.ready()``, like Channels finds its
-layers in settings: the framework never imports a module app.
+Module classes are registered with ``@register_module`` in their apps' ``modules.py``, which
+``mqant``'s ``AppConfig.ready()`` imports for every installed app, as the admin discovers
+``admin.py``: the framework names no module app.
 
 The registry of live nodes is named in ``MQANT["REGISTRY"]``. ``NodeRegistry`` knows the nodes
 of its own process, which is all there is with the in-memory channel layer;
@@ -44,6 +45,7 @@ def register_module(cls: M) -> M:
 
 
 def module_classes() -> dict[str, type[Module]]:
+    """Module type -> the class registered for it."""
     return dict(_classes)
 
 
