@@ -120,10 +120,9 @@ async def measure(callers: int, seconds: float, cpu: CpuWindow) -> dict[str, Any
 async def worker(callers: list[int], seconds: float) -> None:
     """One transport, configured by the environment the parent set: print a JSON line per
     caller count."""
-    from mqant import app as mqant_app
-    from mqant import rpc
+    from mqant import rpc, runtime
 
-    await mqant_app.ensure_started()
+    await runtime.start()
     deadline = time.monotonic() + 30
     while not await rpc.nodes("HelloWorld"):
         if time.monotonic() > deadline:
@@ -132,7 +131,7 @@ async def worker(callers: list[int], seconds: float) -> None:
     cpu = CpuWindow(os.environ.get(MODULE_PID_ENV, ""), os.environ.get(REDIS_PID_ENV, ""))
     for count in callers:
         print(json.dumps(await measure(count, seconds, cpu)), flush=True)
-    await mqant_app.stop()
+    await runtime.stop()
 
 
 def record(layer: str, raw: dict[str, Any]) -> dict[str, Any]:

@@ -14,9 +14,8 @@ from typing import Any, ClassVar
 from gate import conf, router
 from gate.auth import connect_user
 from gate.calls import SHUTTING_DOWN, Calls, Refusal
-from gate.heartbeat import start_heartbeat
 from gate.host import SessionHost
-from gate.inbox import Inbox, inbox
+from gate.inbox import Inbox
 from gate.limits import TokenBucket
 from gate.mqtt import (
     Connected,
@@ -29,8 +28,8 @@ from gate.mqtt import (
 )
 from gate.mqtt.packets import NOT_AUTHORIZED, SERVER_UNAVAILABLE
 from gate.outbox import Outbox, Transport
+from gate.process import inbox
 from mqant import RPCError, Session, groups, routing
-from mqant import app as mqant_app
 from mqant.ops import Bind, GroupAdd
 
 logger = logging.getLogger(__name__)
@@ -72,9 +71,8 @@ class MQTTConnection:
     async def open(
         cls, transport: Transport, *, ip: str, network: str, server_id: str = ""
     ) -> "MQTTConnection":
-        """A connection of this process's inbox (started on first use)."""
-        box = await inbox().started()
-        return cls(transport, ip=ip, network=network, inbox=box, server_id=server_id)
+        """A connection of this process's inbox (gate.process)."""
+        return cls(transport, ip=ip, network=network, inbox=inbox(), server_id=server_id)
 
     def __repr__(self) -> str:
         s = self.session
@@ -186,12 +184,6 @@ class MQTTConnection:
     async def _on_connected(self, event: Connected) -> list[Event]:
         """Accept the client (binding it when it brought credentials); returns the events
         of the packets it sent behind CONNECT."""
-        try:
-            await mqant_app.ensure_started()
-        except Exception:
-            logger.exception("%r: the modules failed to start", self)
-            self.protocol.refuse(SERVER_UNAVAILABLE)
-            return []
         refusal = await self._authenticate(event.connect.username, event.connect.password)
         if refusal is not None:
             logger.info("%r: CONNECT refused (code %d): credentials", self, refusal)
@@ -202,7 +194,6 @@ class MQTTConnection:
         self._schedule_idle_check()
         events = self.protocol.accept()
         self.host.keeper.opened()
-        start_heartbeat()
         await self.host.apply_session_op(GroupAdd(groups.EVERYONE))
         return events
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from gate import inorder, keeper
 from gate.node import GATE_ID
 from mqant import conf, dependencies
+from mqant.runtime import Runtime
 from mqant.storage import Presence, gate_dead_after, presence
 
 logger = logging.getLogger(__name__)
@@ -17,18 +18,23 @@ logger = logging.getLogger(__name__)
 RECONCILE_EVERY = 15.0
 RECONCILE_BATCH = 500
 
-_tasks: dict[asyncio.AbstractEventLoop, "asyncio.Task[None]"] = {}
 
+class GateHeartbeat:
+    """The heartbeat as a part of the process's runtime (gate.process): it beats from the
+    runtime's start to its stop, when a Presence is configured."""
 
-def start_heartbeat() -> None:
-    """Start the heartbeat in the running loop, once (a no-op without a Presence)."""
-    loop = asyncio.get_running_loop()
-    task = _tasks.get(loop)
-    registry = presence()
-    if (task is None or task.done()) and registry is not None:
-        for old in [other for other in _tasks if other.is_closed()]:
-            del _tasks[old]
-        _tasks[loop] = loop.create_task(Heartbeat(registry, GATE_ID).run(), name="gate heartbeat")
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, runtime: Runtime) -> None:
+        registry = presence()
+        if registry is not None:
+            self._task = runtime.spawn(Heartbeat(registry, GATE_ID).run(), "gate heartbeat")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
 
 class Heartbeat:

@@ -58,7 +58,7 @@ class SessionHost:
         self.session = session
         self.inbox = inbox
         self.link = link
-        self.keeper = SessionKeeper(session)
+        self.keeper = SessionKeeper(session, inbox.closes)
         self.lost = False
         self._events: InOrder | None = None
 

@@ -7,8 +7,9 @@ channel, a queue or a receiving task of its own: an idle connection costs only i
 and its session. Groups work the same way: a group's members are gate processes, each told
 once, and each hands the message to its own member connections.
 
-The channel is also the process's gate node (gate.node) once the app runs: modules call it
-for the census of its live sessions (mqant.gates), and nothing else.
+The channel is also the process's gate node (gate.node): modules call it for the census of
+its live sessions (mqant.gates), and nothing else. The inbox is a part of the process's
+runtime (mqant.runtime, gate.process): started with it, before any connection.
 """
 
 import asyncio
@@ -22,10 +23,11 @@ from channels.layers import get_channel_layer
 
 from gate.node import gate_node
 from mqant import FunctionNotFound, RemoteError, RPCError, dependencies, gates, owners
-from mqant import app as mqant_app
+from mqant.app import App
 from mqant.dependencies import REDIS
 from mqant.ops import Fanout, GroupAdd, GroupDiscard, SessionRequest, decode_event
 from mqant.owners import NO_CONNECTION
+from mqant.runtime import Runtime
 from mqant.session import Session
 from mqant.subscription import receive_forever
 from mqant.types import CallMessage
@@ -68,27 +70,34 @@ class Inbox:
         self._groups: dict[Member, set[str]] = {}  # connection → its groups
         self._names: dict[str, str] = {}  # group → its name (the census's), when named
         self._tasks: list[asyncio.Task[None]] = []
-        self._ready = asyncio.Event()
-        self._app: mqant_app.App | None = None  # the app whose registry has the gate node
+        self._redis_back = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self._answers: set[asyncio.Task[None]] = set()
         self.closes = gates.ClosedLog()  # recent ends in named groups, for the census
 
-    async def started(self) -> "Inbox":
-        """The inbox, receiving (the first call starts it), and the process's gate node in
-        the registry once the app runs (again in an app started anew)."""
-        if not self._tasks:
-            self._tasks = [
-                asyncio.create_task(self._receive_loop(), name="gate inbox"),
-                asyncio.create_task(self._renew_groups(), name="gate group renewal"),
-            ]
-        await self._ready.wait()
-        app = mqant_app.current()
-        if app is not None and app is not self._app:
-            self._app = app
-            await self._register(app)
-        return self
+    async def start(self, runtime: Runtime) -> None:
+        """Receive on a channel of this process's own, renew its groups, and register the
+        process's gate node (the registry deregisters it when the app stops)."""
+        # The layer's default prefix, as every channel of the process: RedisChannelLayer
+        # reads all of a process's channels of one prefix through one blocking read, so a
+        # prefix of its own would wait behind the others.
+        self.channel = await self.layer.new_channel()
+        self._redis_back = asyncio.Event()
+        REDIS.when_up(self._tell_redis_back)
+        self._tasks = [
+            runtime.spawn(self._receive_loop(), "gate inbox"),
+            runtime.spawn(self._renew_groups(), "gate group renewal"),
+        ]
+        await self._register(runtime.app)
 
-    async def _register(self, app: mqant_app.App) -> None:
+    async def stop(self) -> None:
+        """Stop receiving (the connections are ended already: gate.drain)."""
+        REDIS.unwatch(self._tell_redis_back)
+        for task in (*self._tasks, *self._answers):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._answers, return_exceptions=True)
+
+    async def _register(self, app: App) -> None:
         """Register the gate node; the registry deregisters it when the app stops. A failed
         write is logged: RedisNodeRegistry writes its own nodes again at each heartbeat."""
         try:
@@ -109,7 +118,6 @@ class Inbox:
     async def add(self, group: str, connection: Member, name: str = "") -> None:
         """Make ``connection`` a member of ``group`` (named ``name`` for the census); the
         process joins the channel-layer group with its first member."""
-        await self.started()
         if name:
             self._names[group] = name
         self._groups.setdefault(connection, set()).add(group)
@@ -146,11 +154,6 @@ class Inbox:
         return [names[group] for group in self._groups.get(connection, ()) if group in names]
 
     async def _receive_loop(self) -> None:
-        # The layer's default prefix, as every channel of the process: RedisChannelLayer
-        # reads all of a process's channels of one prefix through one blocking read, so a
-        # prefix of its own would wait behind the others.
-        self.channel = await self.layer.new_channel()
-        self._ready.set()
         # Received one at a time, in order: a room's messages reach its members as sent.
         async for message in receive_forever(self.layer, self.channel, "gate inbox"):
             if message.get("type") == "mqant.call":
@@ -237,19 +240,16 @@ class Inbox:
             except Exception:
                 logger.exception("%r: group delivery failed", connection)
 
+    def _tell_redis_back(self) -> None:
+        """REDIS's watcher (called from any thread)."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._redis_back.set)
+
     async def _renew_groups(self) -> None:
         """Add this process to its groups again every GROUP_RENEW_SECONDS, and as soon as
         Redis is back from an outage: a Redis restarted empty forgot them (the core layer
         keeps groups in Redis), and a room's messages would no longer reach this gate."""
-        await self._ready.wait()
-        loop = asyncio.get_running_loop()
-        back = asyncio.Event()
-
-        def redis_back() -> None:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(back.set)
-
-        REDIS.when_up(redis_back)
+        back = self._redis_back
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(back.wait(), GROUP_RENEW_SECONDS)
@@ -262,17 +262,3 @@ class Inbox:
                         logger.exception("renewing group %s failed", group)
                     else:  # logged once per outage; renewed again when it is back
                         break
-
-
-_inboxes: dict[asyncio.AbstractEventLoop, Inbox] = {}
-
-
-def inbox() -> Inbox:
-    """This event loop's Inbox."""
-    loop = asyncio.get_running_loop()
-    current = _inboxes.get(loop)
-    if current is None:
-        for old in [other for other in _inboxes if other.is_closed()]:
-            del _inboxes[old]
-        current = _inboxes[loop] = Inbox()
-    return current

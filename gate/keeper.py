@@ -12,11 +12,11 @@ import asyncio
 import logging
 from collections.abc import Hashable
 
-from gate.inbox import inbox
 from gate.inorder import Job, UntilDone, workers
 from mqant import RemoteError, Session, conf, dependencies, owners
 from mqant import events as mqant_events
 from mqant.errors import ServiceUnavailable
+from mqant.gates import ClosedLog
 from mqant.ops import Close
 from mqant.storage import Presence, StorageHandler, presence, storage_handler
 
@@ -47,8 +47,9 @@ def _at_most(future: "asyncio.Future[None]", seconds: float) -> "asyncio.Future[
 class SessionKeeper:
     """The persistence and presence side of one connection."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, closes: ClosedLog | None = None) -> None:
         self.session = session
+        self.closes = closes  # where the ends in named groups are kept (the gate's census)
         self.storage: StorageHandler | None = storage_handler()
         self.presence: Presence | None = presence()
         self.heartbeat_every = float(conf.get("STORAGE_HEARTBEAT"))
@@ -146,8 +147,8 @@ class SessionKeeper:
                 removed.append(registry is None or await registry.disconnected(snapshot.session_id))
             if removed[0]:
                 await mqant_events.session_closed(snapshot, told)
-                if groups:
-                    inbox().closes.record(snapshot, groups, mqant_events.module_types(told))
+                if groups and self.closes is not None:
+                    self.closes.record(snapshot, groups, mqant_events.module_types(told))
 
         self._later(snapshot, end)
 

@@ -2,8 +2,7 @@
 and stops them in reverse order (mqant's ``app.Run``).
 
 Which modules run here is the deployment's business (mqant.config): the entries whose
-ProcessID is this process's id. Under daphne there is no ASGI lifespan, so the app starts on
-first use in the server's event loop: ``await ensure_started()`` is cheap once it has run.
+ProcessID is this process's id. The process's runtime (mqant.runtime) starts and stops it.
 
 Stopping drains: the nodes leave the registry so that callers pick others, a call that still
 arrives is answered ``Service(type:X) not found`` at once, the calls in flight finish (with
@@ -32,8 +31,6 @@ from mqant.wire import decode_args, empty_reply, encode_value
 
 logger = logging.getLogger(__name__)
 
-# Seconds a node waits before receiving again after the channel layer failed.
-
 
 class App:
     """The modules hosted by this process and the registry of live nodes."""
@@ -60,11 +57,8 @@ class App:
         Raises ImproperlyConfigured for an invalid deployment; a module that fails to start
         stops the ones started before it.
         """
-        from mqant import rpc  # rpc imports this module
-
         server_conf = config.load()
         self._layer = get_channel_layer()
-        self.registry.watch_gone(rpc.nodes_gone)
         try:
             await self.registry.start()
             for entry in server_conf.for_process(self.process_id):
@@ -253,50 +247,3 @@ class App:
             # The caller will see its deadline pass (or Redis's outage); this node goes on.
             if dependencies.note(err) is None:
                 logger.exception("%s: replying to %s failed", node.node_id, message["fn"])
-
-
-_app: App | None = None
-_starting: "asyncio.Task[None] | None" = None
-
-
-def current() -> App | None:
-    """The app started in the running event loop, if any."""
-    app = _app
-    if app is not None and app.started and app.loop is asyncio.get_running_loop():
-        return app
-    return None
-
-
-async def ensure_started() -> App:
-    """Start the app in the running loop if it has not been started there, and return it.
-
-    A start that failed (Redis unreachable, say) is tried again by the next caller.
-    """
-    global _app, _starting
-    app = current()
-    if app is not None:
-        return app
-    loop = asyncio.get_running_loop()
-    failed = _starting is not None and _starting.done() and not current()
-    if _app is None or _app.loop is not loop or _starting is None or failed:
-        _app = App(loop)
-        _starting = loop.create_task(_app.start())
-    app, starting = _app, _starting
-    await asyncio.shield(starting)
-    return app
-
-
-async def stop(timeout: float | None = None) -> None:
-    """Stop the app of the running loop, if any, and this loop's RPC reply channel."""
-    global _app, _starting
-    app = _app
-    if app is None or app.loop is not asyncio.get_running_loop():
-        return
-    try:
-        await app.stop(timeout)  # current() still answers this app while it drains
-    finally:
-        if _app is app:
-            _app = _starting = None
-    from mqant import rpc  # rpc imports this module
-
-    await rpc.stop_router()

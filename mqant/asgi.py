@@ -1,5 +1,6 @@
-"""An ASGI wrapper that starts and stops what this process hosts: the modules, and whatever
-the project adds (the gate's TCP listener).
+"""An ASGI wrapper that starts and stops what this process hosts: its runtime (mqant.runtime:
+the modules, and the parts the project adds, such as the gate's inbox), and the project's
+startup and shutdown hooks (the gate's TCP listener, its drain).
 
 Servers with ASGI lifespan (uvicorn) run the startup at startup and the shutdown at
 shutdown. daphne has no lifespan (daphne#264): there the startup runs as soon as daphne's
@@ -24,8 +25,7 @@ from typing import Any
 
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 
-from mqant import app as mqant_app
-from mqant import conf
+from mqant import conf, runtime
 from mqant.security import refuse_insecure_start
 
 logger = logging.getLogger(__name__)
@@ -37,10 +37,16 @@ class MqantApplication:
     """Wraps the project's ASGI application; everything but lifespan passes through."""
 
     def __init__(
-        self, inner: Any, *, on_startup: Sequence[Hook] = (), on_shutdown: Sequence[Hook] = ()
+        self,
+        inner: Any,
+        *,
+        parts: Callable[[], Sequence[runtime.Part]] = list,
+        on_startup: Sequence[Hook] = (),
+        on_shutdown: Sequence[Hook] = (),
     ) -> None:
         refuse_insecure_start()  # before daphne or uvicorn listens
         self.inner = inner
+        self.parts = parts  # makes the parts of the runtime (mqant.runtime)
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
         self._started: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
@@ -57,7 +63,8 @@ class MqantApplication:
         await self.inner(scope, receive, send)
 
     async def startup(self) -> None:
-        """Start the modules, then run the startup hooks; once per event loop."""
+        """Start the runtime (the modules, the parts), then run the startup hooks; once per
+        event loop."""
         loop = asyncio.get_running_loop()
         task = self._started.get(loop)
         if task is None or (task.done() and not task.cancelled() and task.exception()):
@@ -67,7 +74,7 @@ class MqantApplication:
             await asyncio.shield(task)
 
     async def shutdown(self) -> None:
-        """Run the shutdown hooks, then stop the modules, within SHUTDOWN_TIMEOUT; once,
+        """Run the shutdown hooks, then stop the runtime, within SHUTDOWN_TIMEOUT; once,
         however many ask (a signal, then daphne's reactor)."""
         if self._stopping is None:
             self._stopping = asyncio.ensure_future(self._run_shutdown())
@@ -86,11 +93,12 @@ class MqantApplication:
                 await hook()
             except Exception:  # the next hooks and the modules must still stop
                 logger.exception("stopping: %r failed", hook)
-        await mqant_app.stop(max(deadline - loop.time(), 0.0))
+        await runtime.stop(max(deadline - loop.time(), 0.0))
         self._started.pop(loop, None)
 
     async def _run_startup(self) -> None:
-        await mqant_app.ensure_started()
+        if runtime.current() is None:  # else it started, and a hook failed: try the hooks again
+            await runtime.start(self.parts())
         for hook in self.on_startup:
             await hook()
 

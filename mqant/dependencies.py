@@ -61,6 +61,12 @@ class Dependency:
         if watcher not in self._up_watchers:
             self._up_watchers.append(watcher)
 
+    def unwatch(self, watcher: Callable[[], None]) -> None:
+        """Stop telling ``watcher`` (of outages and of returns)."""
+        for watchers in (self._watchers, self._up_watchers):
+            if watcher in watchers:
+                watchers.remove(watcher)
+
     def down_for(self) -> float:
         """Seconds since the outage began (0 when up)."""
         return 0.0 if self.down_since is None else time.monotonic() - self.down_since

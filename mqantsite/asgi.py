@@ -10,7 +10,7 @@ django_application = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402 - after django setup
 
-from gate import daphne_guard, drain, tcp  # noqa: E402
+from gate import daphne_guard, drain, process, tcp  # noqa: E402
 from gate.routing import websocket_application  # noqa: E402
 from mqant.asgi import BodyLimit, MqantApplication  # noqa: E402
 
@@ -24,6 +24,8 @@ application = MqantApplication(
             "websocket": websocket_application(),
         }
     ),
+    # The gate's parts of the runtime: its inbox and its heartbeat (gate/process.py).
+    parts=process.parts,
     on_startup=[tcp.start_listener],
     # Drains the gate (gate/drain.py); the modules stop after it.
     on_shutdown=[drain.stop],

@@ -11,8 +11,9 @@ import pytest
 import redis
 from channels.layers import get_channel_layer
 
-from mqant import app as mqant_app
-from mqant import dependencies
+from gate import process
+from mqant import dependencies, runtime
+from mqant.app import App
 from mqantsite.settings import redis_channel_layer
 
 # The servers and module processes the suite starts serve with DEBUG off, as in production,
@@ -31,11 +32,12 @@ def require_service(name: str, reason: str) -> None:
 
 
 @pytest.fixture
-async def mqant_started() -> AsyncIterator[mqant_app.App]:
-    """The modules of this process, started in the test's event loop and stopped after it."""
-    app = await mqant_app.ensure_started()
+async def mqant_started() -> AsyncIterator[App]:
+    """The runtime of a gate process (its modules, its inbox and heartbeat), started in the
+    test's event loop and stopped after it; yields its app."""
+    app = (await runtime.start(process.parts())).app
     yield app
-    await mqant_app.stop()
+    await runtime.stop()
     await get_channel_layer().flush()
 
 

@@ -9,8 +9,8 @@ from channels.layers import get_channel_layer
 from django.core.cache import cache
 
 from chat.modules import Chat
-from mqant import Session, call, owners
-from mqant import app as mqant_app
+from gate import process
+from mqant import Session, call, owners, runtime
 from tests.api.fakes import FakeConnection
 
 
@@ -37,11 +37,11 @@ async def start_chat(settings: Any) -> AsyncIterator[StartChat]:
             "MODULES": ["Chat"],
             "MODULE_SETTINGS": {"Chat": chat_settings},
         }
-        app = await mqant_app.ensure_started()
+        app = (await runtime.start(process.parts())).app
         return next(module for module, _ in app.modules if isinstance(module, Chat))
 
     yield start
-    await mqant_app.stop()
+    await runtime.stop()
     await get_channel_layer().flush()
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 
-from gate.inbox import Inbox, inbox
+from gate import process
+from gate.inbox import Inbox
 from gate.node import GATE_ID
 from mqant import Session, call, owners
 from mqant.ops import GroupAdd, GroupDiscard, SessionOp
@@ -65,10 +66,10 @@ class CountingLayer:
 
 @pytest.fixture
 async def members() -> AsyncIterator[Callable[[str], Awaitable[Member]]]:
-    gate = await inbox().started()
     opened: list[Member] = []
 
     async def open_member(user_id: str) -> Member:
+        gate = process.inbox()  # the runtime's, started by start_chat
         key = f"s-{user_id}"
         session = Session(
             ip="127.0.0.1",
@@ -85,6 +86,7 @@ async def members() -> AsyncIterator[Callable[[str], Awaitable[Member]]]:
         return member
 
     yield open_member
+    gate = process.inbox()
     for member in opened:
         await gate.discard_all(member)
         gate.unregister(member.session.session_id)

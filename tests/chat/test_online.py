@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 
-from mqant import Session, call, owners
-from mqant import app as mqant_app
+from mqant import Session, call, owners, runtime
 from mqant import events as mqant_events
 from mqant.ops import Bind, SessionOp
 from mqant.types import SessionState
@@ -60,9 +59,9 @@ async def app(settings, request):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     modules = getattr(request, "param", None)
     settings.MQANT = {**settings.MQANT, "CONFIG": None, "MODULES": modules}
-    started = await mqant_app.ensure_started()
+    started = (await runtime.start()).app
     yield started
-    await mqant_app.stop()
+    await runtime.stop()
     await get_channel_layer().flush()
 
 

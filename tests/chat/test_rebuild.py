@@ -11,7 +11,7 @@ import pytest
 from channels.layers import get_channel_layer
 
 from chat.rooms import Rooms
-from gate.inbox import Inbox, inbox
+from gate import process
 from gate.node import GATE_ID
 from mqant import Session, owners
 from mqant.ops import GroupAdd, GroupDiscard
@@ -36,17 +36,12 @@ Open = Callable[[str], Awaitable[User]]
 
 
 @pytest.fixture
-async def gate() -> Inbox:
-    return await inbox().started()
-
-
-@pytest.fixture
-async def on_gate(gate: Inbox) -> AsyncIterator[Open]:
+async def on_gate() -> AsyncIterator[Open]:
     """``await on_gate("ann")``: a user on a connection of this process's gate."""
     opened: list[GateConnection] = []
 
     async def open_user(user_id: str) -> User:
-        await gate.started()  # as a connection opens: the gate node joins the app's registry
+        gate = process.inbox()  # the runtime's, started by start_chat
         channel = await get_channel_layer().new_channel()
         session = Session(
             ip="127.0.0.1",
@@ -64,7 +59,7 @@ async def on_gate(gate: Inbox) -> AsyncIterator[Open]:
 
     yield open_user
     for connection in opened:
-        gate.unregister(connection.session.session_id)
+        process.inbox().unregister(connection.session.session_id)
         connection.close()
 
 
@@ -73,7 +68,7 @@ def events(user: User, topic: str) -> list[Any]:
 
 
 async def test_a_restarted_node_finds_its_rooms_and_drops_who_left_meanwhile(
-    start_chat: StartChat, on_gate: Open, gate: Inbox
+    start_chat: StartChat, on_gate: Open
 ):
     chat = await start_chat(RebuildAfter=600)
     ann, bob, cat = [await on_gate(name) for name in ("ann", "bob", "cat")]
@@ -91,7 +86,9 @@ async def test_a_restarted_node_finds_its_rooms_and_drops_who_left_meanwhile(
     assert len(events(ann, "Chat/OnJoin")) == joins  # nobody joined: nobody is told
     assert events(ann, "Chat/OnLeave") == []
 
-    gate.unregister(cat.session.session_id)  # cat's connection closed; this node never heard
+    process.inbox().unregister(
+        cat.session.session_id
+    )  # cat's connection closed; this node never heard
     assert await chat.rebuild() == (0, 2)
     assert chat.rooms.members_of("lobby") == ["ann", "bob"]
     assert chat.rooms.get("kitchen") is None
@@ -120,9 +117,7 @@ async def test_a_member_of_a_gate_that_is_not_asked_stays(start_chat: StartChat,
     assert chat.rooms.members_of("lobby") == ["eve"]
 
 
-async def test_members_are_told_of_a_leave_no_chat_node_heard(
-    start_chat: StartChat, on_gate: Open, gate: Inbox
-):
+async def test_members_are_told_of_a_leave_no_chat_node_heard(start_chat: StartChat, on_gate: Open):
     """cat's connection closed while no Chat node ran: the gate kept the end, with the
     rooms' groups it was in and no Chat among the modules told."""
     chat = await start_chat(RebuildAfter=600)
@@ -130,9 +125,11 @@ async def test_members_are_told_of_a_leave_no_chat_node_heard(
     for user in (ann, bob, cat):
         await user.join("lobby")
     names = cat.connection.group_names()  # type: ignore[attr-defined]
-    gate.unregister(cat.session.session_id)
-    gate.closes.record(cat.session, names, told=["Login"])
-    gate.closes.record(ann.session, ["chat.room.kitchen"], told=["Chat"])  # heard: not told
+    process.inbox().unregister(cat.session.session_id)
+    process.inbox().closes.record(cat.session, names, told=["Login"])
+    process.inbox().closes.record(
+        ann.session, ["chat.room.kitchen"], told=["Chat"]
+    )  # heard: not told
     chat.rooms = Rooms()
 
     assert await chat.rebuild() == (2, 0)
@@ -142,15 +139,13 @@ async def test_members_are_told_of_a_leave_no_chat_node_heard(
     assert len(events(ann, "Chat/OnLeave")) == 1  # told once, however many rebuilds
 
 
-async def test_no_leave_for_a_user_back_in_the_room(
-    start_chat: StartChat, on_gate: Open, gate: Inbox
-):
+async def test_no_leave_for_a_user_back_in_the_room(start_chat: StartChat, on_gate: Open):
     chat = await start_chat(RebuildAfter=600)
     ann, cat = await on_gate("ann"), await on_gate("cat")
     await ann.join("lobby")
     await cat.join("lobby")
     old = Session.from_state({**cat.session.state(), "session_id": "s-cat-before"})
-    gate.closes.record(old, ["chat.room.lobby"], told=[])  # cat left, then came back
+    process.inbox().closes.record(old, ["chat.room.lobby"], told=[])  # cat left, then came back
     chat.rooms = Rooms()
     assert await chat.rebuild() == (2, 0)
     assert events(ann, "Chat/OnLeave") == []

@@ -8,8 +8,7 @@ from channels.layers import get_channel_layer
 
 from gate.connection import MQTTConnection
 from gate.node import GATE_ID
-from mqant import FunctionNotFound, call, gates, groups
-from mqant import app as mqant_app
+from mqant import FunctionNotFound, call, gates, groups, runtime
 from mqant.registry import Node
 from tests.gate.test_consumer import Client
 
@@ -53,7 +52,7 @@ async def test_the_census_lists_each_live_session_with_its_named_groups(mqant_st
 
 
 async def test_the_gate_is_a_node_and_answers_no_client_handler(clients):
-    app = mqant_app.current()
+    app = runtime.get().app
     assert app is not None
     assert [node.node_id for node in app.registry.nodes("Gate")] == [GATE_ID]
     assert all(
@@ -68,7 +67,7 @@ async def test_the_gate_is_a_node_and_answers_no_client_handler(clients):
 
 
 async def test_a_gate_that_does_not_answer_is_left_out_with_one_warning(clients, caplog):
-    app = mqant_app.current()
+    app = runtime.get().app
     assert app is not None
     silent = await get_channel_layer().new_channel()  # nobody reads it
     await app.registry.register(Node("Gate@silent", "Gate", silent))

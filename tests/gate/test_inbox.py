@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from gate import inbox as inbox_module
 from gate.inbox import Inbox
 from gate.inorder import InOrder
-from mqant import owners
+from mqant import owners, runtime
 from mqant.ops import Deliver, encode_deliver
 
 
@@ -35,14 +35,11 @@ class Recorder:
 
 
 async def started_inbox() -> Inbox:
-    box = Inbox()
-    await box.started()
-    return box
+    return (await runtime.start([Inbox()])).part(Inbox)
 
 
-def stop(box: Inbox) -> None:
-    for task in box._tasks:
-        task.cancel()
+async def stop() -> None:
+    await runtime.stop()
 
 
 async def test_an_event_reaches_the_connection_its_address_names():
@@ -61,7 +58,7 @@ async def test_an_event_reaches_the_connection_its_address_names():
         assert second.events == [Deliver(key, "t", b"1")]
         assert first.events == []
     finally:
-        stop(box)
+        await stop()
 
 
 async def test_a_connections_events_run_in_order_while_one_waits():
@@ -89,4 +86,4 @@ async def test_group_memberships_are_renewed(monkeypatch: pytest.MonkeyPatch):
         await box.discard("mqant.group.renewed", member)  # type: ignore[arg-type]
         assert "mqant.group.renewed" not in layer.groups
     finally:
-        stop(box)
+        await stop()

@@ -8,7 +8,7 @@ import pytest
 from channels.layers import get_channel_layer
 
 from gate.inbox import Inbox
-from mqant import ServiceUnavailable, groups
+from mqant import ServiceUnavailable, groups, runtime
 from mqant.dependencies import REDIS
 from mqantsite.settings import redis_channel_layer
 from tests.faults.services import RedisServer
@@ -35,7 +35,7 @@ async def until(condition, within: float = 5.0) -> None:
 async def test_groups_are_renewed_when_redis_is_back_empty(settings, tmp_path):
     redis = RedisServer(tmp_path).start()
     settings.CHANNEL_LAYERS = {"default": redis_channel_layer(redis.url, "core", "renew")}
-    inbox = await Inbox().started()
+    inbox = (await runtime.start([Inbox()])).part(Inbox)
     member = Member()
     try:
         await inbox.add(groups.group_name("room"), member)  # type: ignore[arg-type]
@@ -56,9 +56,7 @@ async def test_groups_are_renewed_when_redis_is_back_empty(settings, tmp_path):
         await groups.send("room", "Chat/OnChat", b"after")
         await until(lambda: member.received[-1] == ("Chat/OnChat", b"after"))
     finally:
-        for task in inbox._tasks:
-            task.cancel()
-        await asyncio.gather(*inbox._tasks, return_exceptions=True)
+        await runtime.stop()
         await get_channel_layer().flush()
         REDIS.forget()
         redis.stop()

@@ -7,12 +7,11 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 
-from gate.inbox import inbox
+from gate import process
 from gate.node import GATE_ID
 from login.modules import Login
 from login.services import peers
-from mqant import Session
-from mqant import app as mqant_app
+from mqant import Session, runtime
 from mqant.registry import Node
 from tests.api.fakes import FakeConnection
 
@@ -25,15 +24,15 @@ class GateConnection(FakeConnection):
 @pytest.fixture
 async def login(settings: Any) -> AsyncIterator[Login]:
     settings.MQANT = {**settings.MQANT, "CONFIG": None, "MODULES": ["Login"]}
-    app = await mqant_app.ensure_started()
+    app = (await runtime.start(process.parts())).app
     yield next(module for module, _ in app.modules if isinstance(module, Login))
-    await mqant_app.stop()
+    await runtime.stop()
     await get_channel_layer().flush()
 
 
 async def test_the_count_comes_back_from_the_gates_bound_sessions(login: Login):
     login.recount_after = 600.0
-    gate = await inbox().started()
+    gate = process.inbox()
     for session_id, user_id in [("s1", "ann"), ("s2", "ann"), ("s3", "bob"), ("s4", "")]:
         session = Session(
             ip="127.0.0.1",

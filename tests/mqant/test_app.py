@@ -10,8 +10,7 @@ import pytest
 import redis
 from channels.layers import get_channel_layer
 
-from mqant import Module, ServiceNotFound, call, register_module, rpc
-from mqant import app as mqant_app
+from mqant import Module, ServiceNotFound, call, register_module, rpc, runtime
 
 EVENTS: list[str] = []
 
@@ -71,9 +70,9 @@ async def app(settings, request):
     shortcut = getattr(request, "param", True)
     settings.MQANT = {**settings.MQANT, "CONFIG": DEPLOYMENT, "RPC_LOCAL_SHORTCUT": shortcut}
     EVENTS.clear()
-    started = await mqant_app.ensure_started()
+    started = (await runtime.start()).app
     yield started
-    await mqant_app.stop()
+    await runtime.stop()
     await get_channel_layer().flush()
 
 
@@ -94,7 +93,7 @@ async def test_stop_drains_calls_in_flight_then_destroys_in_reverse(app):
     slow = asyncio.ensure_future(call("First", "slow", 0.3))
     relay = asyncio.ensure_future(call("First", "relay", 0.3, "Second"))
     await asyncio.sleep(0.1)
-    stopping = asyncio.ensure_future(mqant_app.stop())
+    stopping = asyncio.ensure_future(runtime.stop())
     await asyncio.sleep(0.05)
     with pytest.raises(ServiceNotFound, match=r"^Service\(type:Second\) not found$"):
         await call("Second", "echo", "new")  # no new calls from outside
@@ -116,7 +115,7 @@ async def test_a_draining_node_answers_late_callers_at_once(app):
     node = dataclasses.replace(await rpc.select("Second"), server=None)
     slow = asyncio.ensure_future(call("Second", "slow", 0.3))
     await asyncio.sleep(0.05)
-    stopping = asyncio.ensure_future(mqant_app.stop())
+    stopping = asyncio.ensure_future(runtime.stop())
     await asyncio.sleep(0.05)
     started = time.monotonic()
     # That process has not refreshed its registry since this one started stopping.
@@ -131,7 +130,7 @@ async def test_stopping_is_bounded(app):
     slow = asyncio.ensure_future(call("First", "slow", 30))
     await asyncio.sleep(0.05)
     started = time.monotonic()
-    await mqant_app.stop(timeout=0.3)
+    await runtime.stop(timeout=0.3)
     assert time.monotonic() - started < 1
     assert EVENTS[-2:] == ["Second destroyed", "First destroyed"]
     slow.cancel()
@@ -145,12 +144,12 @@ async def test_a_failed_start_is_tried_again(settings, redis_space):
         "REGISTRY": {**redis_space.registry(), "CONFIG": {"url": "redis://127.0.0.1:1/0"}},
     }
     with pytest.raises(redis.ConnectionError):
-        await mqant_app.ensure_started()
+        await runtime.start()
     with pytest.raises(redis.ConnectionError):
-        await mqant_app.ensure_started()  # tried again, not the first failure replayed
+        await runtime.start()  # tried again, not the first failure replayed
     settings.MQANT = {**settings.MQANT, "REGISTRY": redis_space.registry()}
-    app = await mqant_app.ensure_started()
+    app = (await runtime.start()).app
     try:
         assert [m.module_type for m, _ in app.modules] == ["First", "Second"]
     finally:
-        await mqant_app.stop()
+        await runtime.stop()

@@ -9,8 +9,7 @@ from typing import Annotated, Any, NotRequired, TypedDict
 import pytest
 from channels.layers import get_channel_layer
 
-from mqant import Module, NonEmpty, RemoteError, Session, call, handler, register_module
-from mqant import app as mqant_app
+from mqant import Module, NonEmpty, RemoteError, Session, call, handler, register_module, runtime
 from mqant.apps import MqantConfig
 
 
@@ -92,9 +91,9 @@ class Declared(Module):
 @pytest.fixture
 async def declared(settings: Any) -> Any:
     settings.MQANT = {**settings.MQANT, "CONFIG": None, "MODULES": ["Declared"]}
-    app = await mqant_app.ensure_started()
+    app = (await runtime.start()).app
     yield next(module for module, _ in app.modules if isinstance(module, Declared))
-    await mqant_app.stop()
+    await runtime.stop()
     await get_channel_layer().flush()
 
 

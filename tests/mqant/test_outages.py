@@ -14,8 +14,7 @@ import time
 import pytest
 from channels.layers import get_channel_layer
 
-from mqant import DeadlineExceeded, ServiceUnavailable, call, config, nodes
-from mqant import app as mqant_app
+from mqant import DeadlineExceeded, ServiceUnavailable, call, config, nodes, runtime
 from mqant.dependencies import DATABASE, REDIS
 from mqantsite.settings import redis_channel_layer
 from tests.faults.services import RedisServer, TcpProxy
@@ -92,9 +91,9 @@ async def gate(settings, monkeypatch, redis_server, deployment):
     registry = {"url": redis_server.url, "prefix": PREFIX}
     registry_spec = {"BACKEND": "mqant.redis.registry.RedisNodeRegistry", "CONFIG": registry}
     settings.MQANT = {**settings.MQANT, "REGISTRY": registry_spec}
-    app = await mqant_app.ensure_started()
+    app = (await runtime.start()).app
     yield app
-    await mqant_app.stop()
+    await runtime.stop()
     await get_channel_layer().flush()
     assert not REDIS.probe  # the registry stopped probing it, and forgot its state
     assert not DATABASE.down  # this process never probed the database

@@ -21,8 +21,8 @@ from mqant import (
     call,
     call_nr,
     register_module,
+    runtime,
 )
-from mqant import app as mqant_app
 
 
 @register_module
@@ -84,9 +84,9 @@ async def app(request, settings):
         settings.CHANNEL_LAYERS = {"default": space.channel_layer(request.param[len("redis-") :])}
         mqant["REGISTRY"] = space.registry()
     settings.MQANT = mqant
-    started = await mqant_app.ensure_started()
+    started = (await runtime.start()).app
     yield started
-    await mqant_app.stop()
+    await runtime.stop()
     await get_channel_layer().flush()
 
 

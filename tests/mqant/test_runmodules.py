@@ -19,8 +19,8 @@ from mqant import (
     call,
     config,
     nodes,
+    runtime,
 )
-from mqant import app as mqant_app
 from mqant.registry import Node
 from tests.runmodules import ModulesProcess
 
@@ -77,10 +77,10 @@ async def gate(settings, monkeypatch, redis_space, layer, deployment):
     monkeypatch.setenv(config.PROCESS_ID_ENV, "gate1")
     settings.CHANNEL_LAYERS = {"default": redis_space.channel_layer(layer)}
     settings.MQANT = {**settings.MQANT, "REGISTRY": redis_space.registry()}
-    app = await mqant_app.ensure_started()
+    app = (await runtime.start()).app
     assert app.modules == []
     yield app
-    await mqant_app.stop()
+    await runtime.stop()
     await get_channel_layer().flush()
 
 

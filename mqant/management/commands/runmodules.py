@@ -10,8 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from mqant import app as mqant_app
-from mqant import config
+from mqant import config, runtime
 from mqant.security import refuse_insecure_start
 
 logger = logging.getLogger("mqant.runmodules")
@@ -65,12 +64,12 @@ async def serve(shutdown_timeout: float | None) -> None:
     at once, without waiting for the calls in flight."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
-    await mqant_app.ensure_started()
+    await runtime.start()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
     logger.info("stopping: draining the calls in flight")
-    stop = asyncio.create_task(mqant_app.stop(shutdown_timeout))
+    stop = asyncio.create_task(runtime.stop(shutdown_timeout))
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.cancel)
     try:
