@@ -23,7 +23,7 @@ from mqant import conf, config, dependencies, timeouts
 from mqant import registry as mqant_registry
 from mqant.errors import RemoteError, RPCError, ServiceNotFound
 from mqant.module import Module
-from mqant.registry import Node
+from mqant.nodes import Node
 from mqant.server import ModuleServer, in_handler
 from mqant.subscription import Subscription
 from mqant.types import CallMessage, ReplyMessage

@@ -214,3 +214,16 @@ def _select_one() -> None:
     except Exception:
         connection.close()  # the next check connects again
         raise
+
+
+def layer_failure(err: Exception) -> Exception:
+    """The error a caller gets for a channel-layer exception: ``ServiceUnavailable`` when it
+    is a dependency's (which is marked down, logged once per outage), else the exception."""
+    dependency = note(err)
+    return err if dependency is None else dependency.error()
+
+
+def refuse_while_redis_down() -> None:
+    """Raise ``Redis unavailable`` at once while Redis is known down (and probed)."""
+    if REDIS.refusing:
+        raise REDIS.error()

@@ -10,7 +10,7 @@ Login's do.
 import asyncio
 import logging
 
-from mqant import runtime
+from mqant import current
 from mqant.errors import RPCError
 from mqant.module import SESSION_CLOSED, SESSION_OPENED
 from mqant.rpc import call_node, default_timeout
@@ -42,7 +42,7 @@ def module_types(node_ids: set[str]) -> frozenset[str]:
 
 
 async def _tell(event: str, session: Session, told: set[str] | None) -> None:
-    app = runtime.get().app
+    app = current.get().app
     done = told if told is not None else set()
     nodes = [node for node in app.registry.listening(event) if node.node_id not in done]
     if not nodes:

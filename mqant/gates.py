@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from mqant import config, rpc
 from mqant.errors import FunctionNotFound, RemoteError, RPCError
-from mqant.registry import Node
+from mqant.nodes import Node
 from mqant.session import Session
 from mqant.types import SessionState
 

@@ -9,10 +9,8 @@ the layer, not a thousand. Any name may be used: it is hashed into a valid group
 import hashlib
 from typing import Any
 
-from channels.layers import get_channel_layer
-
-from mqant import owners, rpc
-from mqant.ops import Fanout, GroupAdd, GroupDiscard, encode_fanout
+from mqant import owners
+from mqant.ops import GroupAdd, GroupDiscard
 from mqant.session import Session, encode_body
 
 
@@ -45,26 +43,14 @@ async def send(
 ) -> None:
     """Send a PUBLISH on ``topic`` to every member of group ``name`` but ``exclude``'s
     connection, once to each gate process that has members."""
-    await _fan_out(group_name(name), topic, body, exclude.channel if exclude else "")
+    exclude_channel = exclude.channel if exclude else ""
+    await owners.fan_out(group_name(name), topic, encode_body(body), exclude_channel)
 
 
 # Every connection is a member of this group, so that a broadcast reaches every gate once.
-EVERYONE = "mqant.everyone"
+EVERYONE = owners.EVERYONE
 
 
 async def send_to_everyone(topic: str, body: bytes | str | dict[str, Any] | list[Any]) -> None:
     """Send a PUBLISH on ``topic`` to every client connection of every gate."""
-    await _fan_out(EVERYONE, topic, body)
-
-
-async def _fan_out(
-    group: str, topic: str, body: bytes | str | dict[str, Any] | list[Any], exclude: str = ""
-) -> None:
-    """One message to each gate process in channel-layer group ``group``; the member whose
-    channel is ``exclude`` skips it."""
-    message = encode_fanout(Fanout(group, topic, encode_body(body), exclude))
-    rpc.refuse_while_redis_down()
-    try:
-        await get_channel_layer().group_send(group, message)
-    except Exception as err:
-        raise rpc.layer_failure(err) from err
+    await owners.fan_out(EVERYONE, topic, encode_body(body))

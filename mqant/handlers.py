@@ -30,6 +30,7 @@ from typing import Any, TypeVar, overload
 
 from mqant.errors import HandlerError
 from mqant.messages import Invalid, compile_message, is_message_type
+from mqant.session import Session
 
 NOT_LOGINED = "Not Logined"  # mqant's answer to a guest calling a handler that needs a user
 _ROUTE = "__mqant_handler__"
@@ -129,7 +130,6 @@ def bind(fn: Callable[..., Any], route: Route) -> Callable[..., Any]:
     if check is None and not route.login_required:
         return fn
     invalid, login_required = route.invalid, route.login_required
-    from mqant.session import Session  # mqant.session needs the app, which needs Module
 
     def logged_in(session: Any) -> bool:
         return isinstance(session, Session) and not session.is_guest()

@@ -14,9 +14,19 @@ from typing import Protocol
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
-from mqant import conf, rpc
+from mqant import conf, current
+from mqant.dependencies import layer_failure, refuse_while_redis_down
 from mqant.errors import RemoteError
-from mqant.ops import Deliver, SessionOp, SessionRequest, encode_deliver, encode_op, encode_request
+from mqant.ops import (
+    Deliver,
+    Fanout,
+    SessionOp,
+    SessionRequest,
+    encode_deliver,
+    encode_fanout,
+    encode_op,
+    encode_request,
+)
 from mqant.types import GateSendMessage, SessionOpMessage, SessionState
 
 logger = logging.getLogger(__name__)
@@ -71,8 +81,8 @@ async def session_op(channel: str, op: SessionOp) -> SessionState:
         return await owner.apply_session_op(op)
     process, key = split(channel)
     message = {"type": "gate.session", "to": key, "op": encode_op(op)}
-    state: SessionState = await rpc.request(
-        process, message, timeout=float(conf.get("RPC_TIMEOUT"))
+    state: SessionState = await current.get().replies.request(
+        process, message, float(conf.get("RPC_TIMEOUT"))
     )
     return state
 
@@ -104,7 +114,7 @@ async def deliver(channel: str, topic: str, payload: bytes) -> None:
 
 
 async def _send(channel: str, message: GateSendMessage | SessionOpMessage) -> None:
-    rpc.refuse_while_redis_down()
+    refuse_while_redis_down()
     try:
         await get_channel_layer().send(channel, message)
     except ChannelFull:
@@ -112,4 +122,20 @@ async def _send(channel: str, message: GateSendMessage | SessionOpMessage) -> No
         # Delivery is best effort, as group sends are; the sender must not fail for it.
         logger.debug("dropped %s to %s: channel full", message["type"], channel)
     except Exception as err:
-        raise rpc.layer_failure(err) from err
+        raise layer_failure(err) from err
+
+
+# Every connection is a member of this group, so that a broadcast reaches every gate once.
+EVERYONE = "mqant.everyone"
+
+
+async def fan_out(group: str, topic: str, payload: bytes, exclude: str = "") -> None:
+    """A PUBLISH for every member of channel-layer group ``group`` but the connection whose
+    channel is ``exclude``: one message to each gate process in the group, which hands it to
+    its own members."""
+    message = encode_fanout(Fanout(group, topic, payload, exclude))
+    refuse_while_redis_down()
+    try:
+        await get_channel_layer().group_send(group, message)
+    except Exception as err:
+        raise layer_failure(err) from err

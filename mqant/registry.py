@@ -12,7 +12,6 @@ of its own process, which is all there is with the in-memory channel layer;
 import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.utils.module_loading import import_string
@@ -20,7 +19,9 @@ from django.utils.module_loading import import_string
 from mqant import conf
 from mqant.errors import ServiceNotFound
 from mqant.module import Module
-from mqant.server import ModuleServer
+from mqant.nodes import Node
+
+__all__ = ["Node", "NodeRegistry", "Selector", "module_classes", "register_module"]
 
 M = TypeVar("M", bound=type[Module])
 
@@ -47,22 +48,6 @@ def register_module(cls: M) -> M:
 def module_classes() -> dict[str, type[Module]]:
     """Module type -> the class registered for it."""
     return dict(_classes)
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    """A live module instance: ``node_id`` is ``Type@<16 hex>``; ``channel`` receives its calls.
-
-    ``server`` is set when the node lives in this process; ``process_id`` names the process
-    that runs it.
-    """
-
-    node_id: str
-    module_type: str
-    channel: str
-    events: frozenset[str] = frozenset()
-    server: ModuleServer | None = field(default=None, compare=False)
-    process_id: str = ""
 
 
 Selector = Callable[[str, Sequence[Node]], Node]

@@ -16,27 +16,13 @@ from typing import Any, cast
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer
 
-from mqant import dependencies
-from mqant.dependencies import REDIS
+from mqant.dependencies import REDIS, layer_failure, refuse_while_redis_down
 from mqant.errors import DeadlineExceeded, RPCError, ServiceUnavailable, error_from_wire
-from mqant.registry import Node
+from mqant.nodes import Node
 from mqant.subscription import Subscription
 from mqant.timeouts import deadline
 from mqant.types import ReplyMessage
 from mqant.wire import decode_value
-
-
-def layer_failure(err: Exception) -> Exception:
-    """The error a caller gets for a channel-layer exception: ``ServiceUnavailable`` when it
-    is a dependency's (which is marked down, logged once per outage), else the exception."""
-    dependency = dependencies.note(err)
-    return err if dependency is None else dependency.error()
-
-
-def refuse_while_redis_down() -> None:
-    """Raise ``Redis unavailable`` at once while Redis is known down (and probed)."""
-    if REDIS.refusing:
-        raise REDIS.error()
 
 
 class ReplyRouter:

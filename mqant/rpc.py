@@ -14,35 +14,33 @@ from typing import Any
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
-from mqant import conf, runtime
+from mqant import conf, current
+from mqant.dependencies import layer_failure, refuse_while_redis_down
 from mqant.errors import DeadlineExceeded, RPCError, ServiceNotFound
-from mqant.registry import Node
-from mqant.replies import layer_failure, refuse_while_redis_down
+from mqant.nodes import Node
 from mqant.timeouts import deadline
 from mqant.types import CallMessage
 from mqant.wire import encode_args
-
-__all__ = ["layer_failure", "refuse_while_redis_down"]
 
 logger = logging.getLogger(__name__)
 
 
 async def request(channel: str, message: dict[str, Any], *, timeout: float) -> Any:
     """Request/reply over the channel layer with any channel that answers a ReplyMessage."""
-    return await runtime.get().replies.request(channel, message, timeout)
+    return await current.get().replies.request(channel, message, timeout)
 
 
 async def select(module_type: str) -> Node:
     """The node a call to ``module_type`` (``Type`` or ``Type@node``) goes to; raises
     ServiceNotFound."""
-    app = runtime.get().app
+    app = current.get().app
     return app.select_now(module_type) or await app.select(module_type)
 
 
 def _select_now(module_type: str) -> Node | None:
     """``select`` when the running app's snapshot of live nodes has the answer, without a
     coroutine: what nearly every call finds. None sends the caller to ``select``."""
-    return runtime.get().app.select_now(module_type)
+    return current.get().app.select_now(module_type)
 
 
 async def nodes(module_type: str) -> list[Node]:
@@ -52,7 +50,7 @@ async def nodes(module_type: str) -> list[Node]:
         await select(module_type)
     except ServiceNotFound:
         return []
-    return runtime.get().app.registry.nodes(module_type)
+    return current.get().app.registry.nodes(module_type)
 
 
 def default_timeout() -> float:
@@ -91,7 +89,7 @@ async def call_node(node: Node, fn: str, args: tuple[Any, ...], *, timeout: floa
         "args": encode_args(args),
         "deadline": time.time() + timeout,
     }
-    return await runtime.get().replies.request(node.channel, message, timeout)
+    return await current.get().replies.request(node.channel, message, timeout)
 
 
 async def call_nr(module_type: str, fn: str, *args: Any) -> None:
@@ -107,7 +105,7 @@ async def call_node_nr(node: Node, fn: str, args: tuple[Any, ...]) -> None:
     """``call_nr`` on a node already selected."""
     timeout = _timeout(None)
     if node.server is not None and conf.get("RPC_LOCAL_SHORTCUT"):
-        runtime.get().spawn(_call_quietly(node, fn, args, timeout), f"call_nr {fn}")
+        current.get().spawn(_call_quietly(node, fn, args, timeout), f"call_nr {fn}")
         return
     refuse_while_redis_down()
     message: CallMessage = {

@@ -15,16 +15,19 @@ Nothing starts on first use: a call made where no runtime runs fails with ``NoRu
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Coroutine, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from channels.layers import get_channel_layer
 
 from mqant import conf
+from mqant import current as _current
 from mqant.app import App
+from mqant.current import NoRuntime
 from mqant.dependencies import REDIS
 from mqant.replies import ReplyRouter
+
+__all__ = ["NoRuntime", "Part", "Runtime", "current", "get", "start", "stop"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +43,6 @@ class Part(Protocol):
 
 
 P = TypeVar("P")
-
-
-class NoRuntime(RuntimeError):
-    """mqant is used in an event loop where no runtime runs."""
 
 
 class Runtime:
@@ -108,38 +107,27 @@ class Runtime:
         return task
 
 
-_runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime]" = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def current() -> Runtime | None:
     """The runtime of the running event loop, if one was started there."""
-    return _runtimes.get(asyncio.get_running_loop())
+    return cast(Runtime | None, _current.current())
 
 
 def get() -> Runtime:
     """The runtime of the running event loop; raises NoRuntime when none was started there."""
-    runtime = _runtimes.get(asyncio.get_running_loop())
-    if runtime is None:
-        raise NoRuntime(
-            "no mqant runtime runs in this event loop: serve the project's ASGI application "
-            "(mqant.asgi.MqantApplication), run `manage.py runmodules`, or "
-            "`await mqant.runtime.start()` first"
-        )
-    return runtime
+    return cast(Runtime, _current.get())
 
 
 async def start(parts: Sequence[Part] = ()) -> Runtime:
     """Start this event loop's runtime with ``parts``; raises RuntimeError if one runs."""
-    loop = asyncio.get_running_loop()
-    if loop in _runtimes:
-        raise RuntimeError(f"{_runtimes[loop]!r} already runs in this event loop")
-    runtime = _runtimes[loop] = Runtime(parts)
+    running = _current.current()
+    if running is not None:
+        raise RuntimeError(f"{running!r} already runs in this event loop")
+    runtime = Runtime(parts)
+    _current.put(runtime)
     try:
         await runtime.start()
     except BaseException:
-        _runtimes.pop(loop, None)
+        _current.remove(runtime)
         raise
     return runtime
 
@@ -147,12 +135,10 @@ async def start(parts: Sequence[Part] = ()) -> Runtime:
 async def stop(timeout: float | None = None) -> None:
     """Stop this event loop's runtime, if one runs. It stays ``current()`` while it drains:
     the calls its handlers make in the meantime still find it."""
-    loop = asyncio.get_running_loop()
-    runtime = _runtimes.get(loop)
+    runtime = current()
     if runtime is None:
         return
     try:
         await runtime.stop(timeout)
     finally:
-        if _runtimes.get(loop) is runtime:
-            del _runtimes[loop]
+        _current.remove(runtime)

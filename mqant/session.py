@@ -22,6 +22,7 @@ from mqant.ops import (
     SetBatch,
     Unbind,
 )
+from mqant.storage import presence
 from mqant.types import SessionState
 
 
@@ -236,8 +237,6 @@ class Session:
     ) -> int:
         """Send to the live sessions among ``session_ids``, on any gate; returns how many
         were found."""
-        from mqant.storage import presence
-
         registry = presence()
         if registry is None:
             return 0
@@ -249,14 +248,10 @@ class Session:
 
     async def broadcast(self, topic: str, body: bytes | str | dict[str, Any]) -> None:
         """Send to every client connection, on every gate."""
-        from mqant import groups
-
-        await groups.send_to_everyone(topic, body)
+        await owners.fan_out(owners.EVERYONE, topic, encode_body(body))
 
     async def is_connect(self, user_id: str) -> bool:
         """Whether ``user_id`` has a live connection on any gate that is alive."""
-        from mqant.storage import presence
-
         registry = presence()
         return registry is not None and bool(await registry.sessions_of_user(str(user_id)))
 

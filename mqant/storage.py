@@ -8,14 +8,18 @@ Django ORM; the framework never imports it.
   ``send_batch`` reach across gates, and a gate that dies leaves no ghost online.
 """
 
+from __future__ import annotations
+
 from collections.abc import Iterable
 from functools import cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.utils.module_loading import import_string
 
 from mqant import conf
-from mqant.session import Session
+
+if TYPE_CHECKING:  # a type only: mqant.session imports this module
+    from mqant.session import Session
 
 
 class StorageHandler(Protocol):
