@@ -6,13 +6,13 @@ the connection's to carry out.
 """
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gate import conf
 from gate.limits import TokenBucket
 from mqant import routing
+from mqant.workqueue import WorkQueue
 
 Run = Callable[[], Awaitable[None]]
 
@@ -37,13 +37,12 @@ class Calls:
         self.max_in_flight = int(conf.get("MAX_CALLS_IN_FLIGHT"))
         self.bucket = TokenBucket(float(conf.get("MESSAGE_RATE")), int(conf.get("MESSAGE_BURST")))
         self._refused_in_a_row = 0
-        self._ordered: deque[tuple[str, Run]] | None = (
-            deque() if conf.get("ORDERED_CALLS") else None
+        # With ORDERED_CALLS: (topic, call), one after another.
+        self._ordered: WorkQueue[tuple[str, Run]] | None = (
+            WorkQueue(_run_call, lambda: "a call") if conf.get("ORDERED_CALLS") else None
         )
-        self._running_in_order = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # unordered calls
         self._topics: dict[asyncio.Future[None], str] = {}  # unordered calls, for give_up
-        self._topic_in_order = ""
         self.draining = False
 
     def start(self, topic: str, run: Run) -> Refusal | None:
@@ -57,57 +56,43 @@ class Calls:
         self._refused_in_a_row = 0
         if self.draining:
             return Refusal(SHUTTING_DOWN)
-        if self._ordered is None:
-            in_flight = len(self._tasks)
-        else:  # queued, and the one running (the worker may not have taken the first yet)
-            in_flight = len(self._ordered) + self._running_in_order
+        ordered = self._ordered
+        in_flight = len(self._tasks) if ordered is None else len(ordered)
         if in_flight >= self.max_in_flight:
             return Refusal(routing.WORK_QUEUE_FULL)
-        if self._ordered is not None:
-            self._ordered.append((topic, run))
-            if not self._tasks:
-                self._track(self._run_in_order())
+        if ordered is not None:
+            ordered.add((topic, run))
             return None
-        self._topics[self._track(run())] = topic
+        task: asyncio.Task[None] = asyncio.ensure_future(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        self._topics[task] = topic
         return None
 
     def cancel(self) -> None:
         for task in self._tasks:
             task.cancel()
+        if self._ordered is not None:
+            self._ordered.cancel()
 
     async def idle(self) -> None:
         """Return once no call runs or waits (while ``draining``, none starts)."""
+        if self._ordered is not None:
+            await self._ordered.idle()
         while self._tasks:
             await asyncio.wait(set(self._tasks))
 
     def give_up(self) -> list[str]:
         """Cancel the calls that run or wait; returns their topics, to be answered."""
         topics = list(self._topics.values())
-        if self._running_in_order:
-            topics.append(self._topic_in_order)
         topics.extend(topic for topic, _ in self._ordered or ())
-        if self._ordered is not None:
-            self._ordered.clear()
         self.cancel()
         return topics
-
-    def _track(self, coro: Awaitable[None]) -> "asyncio.Task[None]":
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-        return task
 
     def _done(self, task: "asyncio.Task[None]") -> None:
         self._tasks.discard(task)
         self._topics.pop(task, None)
 
-    async def _run_in_order(self) -> None:
-        """With ORDERED_CALLS: one task runs the connection's calls one after another."""
-        ordered = self._ordered
-        while ordered:
-            topic, run = ordered.popleft()
-            self._running_in_order, self._topic_in_order = True, topic
-            try:
-                await run()
-            finally:
-                self._running_in_order = False
+
+async def _run_call(call: tuple[str, Run]) -> None:
+    await call[1]()

@@ -8,7 +8,6 @@ database: what a connection tells the outside world (gate.keeper), which must no
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
@@ -17,8 +16,12 @@ from django.db import close_old_connections
 
 from mqant import dependencies
 from mqant.errors import DeadlineExceeded, ServiceUnavailable
+from mqant.workqueue import WorkQueue
 
 logger = logging.getLogger(__name__)
+
+# The workers of UntilDone, which outlive their connections: kept referenced.
+workers: set["asyncio.Task[None]"] = set()
 
 Job = Callable[[], Awaitable[Any]]
 
@@ -31,48 +34,17 @@ LAST_RETRY = 5.0
 BUG_RETRIES = 3
 
 
-class InOrder:
-    """Jobs run one after another; a failing job is logged as ``name``'s and the next runs.
-    ``keep``, when given, holds the running task (work that must outlive its connection)."""
+class InOrder(WorkQueue[Job]):
+    """Jobs run one after another; a failing job is logged as ``name``'s and the next runs."""
 
-    __slots__ = ("_jobs", "_keep", "_name", "_task")
+    __slots__ = ()
 
-    def __init__(self, name: Callable[[], str], keep: set["asyncio.Task[None]"] | None = None):
-        self._name = name
-        self._keep = keep
-        self._jobs: deque[tuple[Job, asyncio.Future[None]]] | None = None
-        self._task: asyncio.Task[None] | None = None
+    def __init__(self, name: Callable[[], str]) -> None:
+        super().__init__(_call, name)
 
-    def add(self, job: Job) -> "asyncio.Future[None]":
-        """Queue ``job`` behind the others; the future is done when it has run."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self._jobs is None:
-            self._jobs = deque()
-        self._jobs.append((job, done))
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-            if self._keep is not None:
-                self._keep.add(self._task)
-                self._task.add_done_callback(self._keep.discard)
-        return done
 
-    def cancel(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    async def _run(self) -> None:
-        try:
-            while self._jobs:
-                job, done = self._jobs.popleft()
-                try:
-                    await job()
-                except Exception:
-                    logger.exception("%s failed", self._name())
-                if not done.done():
-                    done.set_result(None)
-        finally:
-            self._task = None
-            self._jobs = None
+async def _call(job: Job) -> None:
+    await job()
 
 
 class _Entry:
@@ -93,18 +65,18 @@ class _Entry:
 
 class UntilDone:
     """Jobs that run one after another, each tried until it succeeds (see BUG_RETRIES), in a
-    task that exists only while work waits: an idle connection holds no queue and no task."""
+    task that exists only while work waits: an idle connection holds no queue and no task.
+    The task outlives its connection (its last job reports the close): ``workers`` holds it."""
 
-    __slots__ = ("_entries", "_index", "_name", "_task")
+    __slots__ = ("_entries", "_index", "_name")
 
     def __init__(self, name: Callable[[], str]) -> None:
         self._name = name
-        self._entries: deque[_Entry] | None = None
+        self._entries = WorkQueue(self._try, name, keep=workers, dropped=self._done)
         self._index: dict[Hashable, _Entry] = {}
-        self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
-        return len(self._entries) if self._entries else 0
+        return len(self._entries)
 
     def add(self, job: Job, session_id: str, key: Hashable | None = None) -> "asyncio.Future[None]":
         """Queue ``job`` behind the others, or in place of the waiting (or failing) job of the
@@ -118,16 +90,10 @@ class UntilDone:
                 entry.attempted = asyncio.get_running_loop().create_future()
             return entry.attempted
         entry = _Entry(job, session_id, key)
-        if self._entries is None:
-            self._entries = deque()
-        self._entries.append(entry)
         _pending[session_id] = _pending.get(session_id, 0) + 1
         if key is not None:
             self._index[key] = entry
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-            workers.add(self._task)
-            self._task.add_done_callback(workers.discard)
+        self._entries.add(entry)
         return entry.attempted
 
     def seal(self, key: Hashable) -> None:
@@ -135,25 +101,18 @@ class UntilDone:
         the writes it must follow)."""
         self._index.pop(key, None)
 
-    async def _run(self) -> None:
+    async def _try(self, entry: _Entry) -> None:
         try:
-            while self._entries:
-                entry = self._entries[0]
-                try:
-                    await self._until_done(entry)
-                finally:
-                    self._entries.popleft()
-                    if entry.key is not None and self._index.get(entry.key) is entry:
-                        del self._index[entry.key]
-                    _forget_pending(entry.session_id)
-                    _settle(entry.attempted)
-        finally:  # cancelled (the loop stops): what is left is given up
-            for left in self._entries or ():
-                _forget_pending(left.session_id)
-                _settle(left.attempted)
-            self._task = None
-            self._entries = None
-            self._index.clear()
+            await self._until_done(entry)
+        finally:
+            self._done(entry)
+
+    def _done(self, entry: _Entry) -> None:
+        """``entry`` has been tried for good, or given up (the loop stops)."""
+        if entry.key is not None and self._index.get(entry.key) is entry:
+            del self._index[entry.key]
+        _forget_pending(entry.session_id)
+        _settle(entry.attempted)
 
     async def _until_done(self, entry: _Entry) -> None:
         delay, bugs = FIRST_RETRY, 0
@@ -252,8 +211,6 @@ async def reconnect_database() -> None:
 _waiting: dict[str, set["asyncio.Future[None]"]] = {}
 # Session ids with jobs queued, and how many.
 _pending: dict[str, int] = {}
-# The workers outlive their connections (the last job reports the close): keep them referenced.
-workers: set["asyncio.Task[None]"] = set()
 
 
 def _forget_pending(session_id: str) -> None:

@@ -148,7 +148,6 @@ class App:
         await module.on_init(dict(entry.settings))
         events = module.register_event_handlers()
         server = ModuleServer(module)
-        server.start()
         # The layer's default prefix, as every channel of the process: RedisChannelLayer
         # receives all of a process's channels through one Redis key per prefix, one
         # blocking read at a time, so a second prefix waits seconds behind the first.

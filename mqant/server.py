@@ -10,6 +10,7 @@ from mqant import dependencies
 from mqant.db import db
 from mqant.errors import FunctionNotFound, HandlerError, RemoteError, RPCError
 from mqant.module import HandlerSpec, Module
+from mqant.workqueue import WorkQueue
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,7 @@ class ModuleServer:
 
     def __init__(self, module: Module) -> None:
         self.module = module
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
+        self._serial: WorkQueue[_Job] = WorkQueue(self._serve, lambda: f"{module!r}: a call")
         self.active = 0  # calls accepted and not finished
         # False once the process stops: only its own calls in flight still reach the node,
         # directly (see App.stop).
@@ -39,14 +39,10 @@ class ModuleServer:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def start(self) -> None:
-        self._worker = asyncio.create_task(self._serial_loop(), name=f"{self.module!r} serial")
-
     async def stop(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-            self._worker = None
+        """Cancel the ``register`` calls that run or wait: their callers are left to time out."""
+        self._serial.cancel()
+        await self._serial.idle()
 
     async def wait_idle(self) -> None:
         """Return once no call is in flight."""
@@ -68,26 +64,26 @@ class ModuleServer:
             if spec.concurrent:
                 return await self._run(spec, args)
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._queue.put_nowait((spec, args, future))
+            self._serial.add((spec, args, future))
             return await future
         finally:
             self.active -= 1
             if not self.active:
                 self._idle.set()
 
-    async def _serial_loop(self) -> None:
-        while True:
-            spec, args, future = await self._queue.get()
-            if future.done():  # the caller gave up while the call waited in the queue
-                continue
-            try:
-                result = await self._run(spec, args)
-            except RPCError as err:
-                if not future.done():
-                    future.set_exception(err)
-            else:
-                if not future.done():
-                    future.set_result(result)
+    async def _serve(self, job: _Job) -> None:
+        """Run a ``register`` call, in its turn, and answer its caller."""
+        spec, args, future = job
+        if future.done():  # the caller gave up while the call waited in the queue
+            return
+        try:
+            result = await self._run(spec, args)
+        except RPCError as err:
+            if not future.done():
+                future.set_exception(err)
+        else:
+            if not future.done():
+                future.set_result(result)
 
     async def _run(self, spec: HandlerSpec, args: tuple[Any, ...]) -> Any:
         token = _in_handler.set(True)

@@ -215,7 +215,7 @@ async def test_a_logout_behind_writes_waiting_for_an_outage_returns_after_a_boun
     async with asyncio.timeout(2):
         await kept.forget()  # the connection's events go on meanwhile
     assert inorder.pending("s1")  # the writes are still tried
-    task = kept._work._task
+    task = kept._work._entries._task
     assert task is not None
     task.cancel()  # as a stopping loop does: the rest is given up
     await asyncio.gather(task, return_exceptions=True)
