@@ -91,7 +91,7 @@ class MQTTConnection:
 
     async def data_received(self, data: bytes) -> None:
         """Feed bytes from the client; a protocol violation closes the connection."""
-        if self.closed:
+        if self.outbox.closed:
             return
         self._last_seen = now = self._loop.time()
         if self._accepted:
@@ -174,7 +174,7 @@ class MQTTConnection:
 
     async def publish(self, topic: str, payload: bytes) -> None:
         """Write a PUBLISH to the client (gate.host's Link); dropped once it is closed."""
-        if self.closed or not self.protocol.accepted:
+        if self.outbox.closed or not self.protocol.accepted:
             return
         self.protocol.send_publish(topic, payload)
         await self._flush()

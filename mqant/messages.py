@@ -60,7 +60,9 @@ def compile_message(tp: Any) -> Callable[[Any], Any]:
     """
     if not is_message_type(tp):
         raise TypeError(f"A message type is a dataclass or a TypedDict, not {tp!r}")
-    convert = _Compiler().compile(tp)
+    compiler = _Compiler()
+    compiler.compile(tp)
+    convert = compiler.objects[tp]  # not its entry in _done, which is one call more
     return lambda payload: convert(payload, 0)
 
 
@@ -97,6 +99,7 @@ class _Compiler:
 
     def __init__(self) -> None:
         self._done: dict[Any, Convert] = {}
+        self.objects: dict[Any, Convert] = {}  # each message type's own Convert, once compiled
 
     def compile(self, tp: Any) -> Convert:
         if is_message_type(tp):
@@ -104,13 +107,14 @@ class _Compiler:
                 slot: list[Convert] = []
                 self._done[tp] = lambda value, depth: slot[0](value, depth)
                 slot.append(self._object(tp))
+                self.objects[tp] = slot[0]
             return self._done[tp]
         return self._value(tp)
 
     def _value(self, tp: Any) -> Convert:
         origin, args = typing.get_origin(tp), typing.get_args(tp)
         if tp is Any or tp is object:
-            return lambda value, depth: value
+            return _any
         if tp is list:
             return self._list(Any)
         if tp is dict:
@@ -226,12 +230,17 @@ class _Compiler:
         def convert(value: Any, depth: int) -> Any:
             if not isinstance(value, dict):
                 raise Invalid("an object", describe(value))
-            _enter(depth)
+            if depth >= MAX_DEPTH:
+                _enter(depth)
             out = {}
             for name, required, field_convert, expected in compiled:
                 try:
                     if name in value:
-                        out[name] = field_convert(value[name], depth + 1)
+                        # A field of any type is taken as it is, without a call.
+                        element = value[name]
+                        out[name] = (
+                            element if field_convert is _any else field_convert(element, depth + 1)
+                        )
                     elif required:
                         raise Invalid(expected)
                 except Invalid as err:
@@ -240,6 +249,11 @@ class _Compiler:
             return build(**out)
 
         return convert
+
+
+def _any(value: Any, depth: int) -> Any:
+    """The Convert of a field of any type: the value as it is."""
+    return value
 
 
 def _enter(depth: int) -> None:
