@@ -56,6 +56,17 @@ async def serve_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         slot.release()
         writer.transport.abort()
         raise
+    try:
+        await _feed(connection, reader)
+    finally:
+        await connection.connection_lost()
+        writer.close()
+        slot.release()
+
+
+async def _feed(connection: MQTTConnection, reader: asyncio.StreamReader) -> None:
+    """Hand the client's bytes to its connection, at most READ_RATE a second after a
+    READ_BURST, until either side closes; a lost socket ends it with a line at INFO."""
     budget = TokenBucket(float(conf.get("READ_RATE")), int(conf.get("READ_BURST")))
     try:
         while not connection.closed:
@@ -69,10 +80,6 @@ async def serve_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
                 await asyncio.sleep(wait)
     except (ConnectionError, ssl.SSLError, TimeoutError) as err:
         logger.info("%r: connection lost: %s", connection, err)
-    finally:
-        await connection.connection_lost()
-        writer.close()
-        slot.release()
 
 
 def listener_settings() -> tuple[str, str, str]:

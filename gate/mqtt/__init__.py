@@ -7,6 +7,15 @@ No sockets, no clocks, no framework.
 
 from gate.mqtt.codec import Decoder, encode, encode_publish
 from gate.mqtt.errors import LocalProtocolError, PacketTooLarge, ProtocolError
+from gate.mqtt.events import (
+    Connected,
+    ConnectionRefused,
+    Disconnected,
+    Event,
+    MessageReceived,
+    Subscribed,
+    Unsubscribed,
+)
 from gate.mqtt.packets import (
     ACCEPTED,
     BAD_USERNAME_OR_PASSWORD,
@@ -35,17 +44,7 @@ from gate.mqtt.packets import (
     Unsubscribe,
     packet_name,
 )
-from gate.mqtt.protocol import (
-    Connected,
-    ConnectionRefused,
-    Disconnected,
-    Event,
-    MessageReceived,
-    ServerProtocol,
-    State,
-    Subscribed,
-    Unsubscribed,
-)
+from gate.mqtt.protocol import ServerProtocol, State
 
 __all__ = [
     "ACCEPTED",

@@ -2,42 +2,30 @@
 
 Feed received bytes to :meth:`ServerProtocol.receive_data` and act on the events it returns;
 send whatever :meth:`ServerProtocol.data_to_send` hands back. Replies the protocol owes on its
-own (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK, PINGRESP) are queued automatically; the
-CONNACK that accepts a client is the application's decision (:meth:`ServerProtocol.accept`).
+own (PUBACK, PUBREC, PUBCOMP, SUBACK, UNSUBACK, PINGRESP) are queued automatically, by the
+handlers of ``_handlers``; the CONNACK that accepts a client is the application's decision
+(:meth:`ServerProtocol.accept`).
 """
 
 import enum
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
+from gate.mqtt._handlers import PacketHandlers
 from gate.mqtt.codec import Decoder, encode, encode_publish
 from gate.mqtt.errors import LocalProtocolError, ProtocolError
+from gate.mqtt.events import Connected, ConnectionRefused, Disconnected, Event
 from gate.mqtt.packets import (
     IDENTIFIER_REJECTED,
     SUPPORTED_PROTOCOLS,
     UNACCEPTABLE_PROTOCOL_VERSION,
     ConnAck,
     Connect,
-    Disconnect,
     Packet,
-    PingReq,
-    PingResp,
-    PubAck,
-    PubComp,
-    Publish,
-    PubRec,
-    PubRel,
-    SubAck,
-    Subscribe,
-    UnsubAck,
-    Unsubscribe,
     packet_name,
 )
 
 _CONNACK_ACCEPTED = b"\x20\x02\x00\x00"
-_PINGRESP = b"\xd0\x00"
 
 
 class State(enum.Enum):
@@ -46,58 +34,6 @@ class State(enum.Enum):
     AWAITING_CONNECT = "awaiting_connect"
     CONNECTED = "connected"
     CLOSED = "closed"
-
-
-@dataclass(frozen=True, slots=True)
-class Connected:
-    """A valid CONNECT arrived; answer it with accept() or refuse().
-
-    An empty client id (clean session) has already been replaced by a generated one.
-    """
-
-    connect: Connect
-
-
-@dataclass(frozen=True, slots=True)
-class MessageReceived:
-    """A PUBLISH to route; a QoS 2 message is reported once however often it is resent."""
-
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Subscribed:
-    """A SUBSCRIBE; the SUBACK (granting each requested QoS) is already queued."""
-
-    packet_id: int
-    topics: tuple[tuple[str, int], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Unsubscribed:
-    """An UNSUBSCRIBE; the UNSUBACK is already queued."""
-
-    packet_id: int
-    topics: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnected:
-    """The client sent DISCONNECT; the connection is CLOSED and its will is discarded."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionRefused:
-    """The protocol refused the CONNECT itself; CONNACK ``return_code`` is queued, then close."""
-
-    return_code: int
-    reason: str
-
-
-Event = Connected | MessageReceived | Subscribed | Unsubscribed | Disconnected | ConnectionRefused
 
 
 class ServerProtocol:
@@ -119,11 +55,10 @@ class ServerProtocol:
         "_connect",
         "_decoder",
         "_empty_id_ok",
+        "_handlers",
         "_out",
         "_packets",
-        "_publishes",
         "_state",
-        "_unreleased",
     )
 
     def __init__(
@@ -135,12 +70,11 @@ class ServerProtocol:
     ) -> None:
         self._decoder = Decoder(max_packet_size, max_topics_per_subscribe)
         self._packets = 0
-        self._publishes = 0
         self._out = bytearray()
+        self._handlers = PacketHandlers(self._out)  # the packets after an accepted CONNECT
         self._state = State.AWAITING_CONNECT
         self._accepted = False  # CONNECTED and accepted: packets flow
         self._connect: Connect | None = None
-        self._unreleased: set[int] = set()  # QoS 2 ids received, not yet released by PUBREL
         self._empty_id_ok = allow_empty_client_id
         self._client_id_limit = max_client_id_length
 
@@ -172,7 +106,7 @@ class ServerProtocol:
     @property
     def control_packets_received(self) -> int:
         """Packets decoded so far other than PUBLISH."""
-        return self._packets - self._publishes
+        return self._packets - self._handlers.publishes
 
     @property
     def keepalive_timeout(self) -> float | None:
@@ -243,7 +177,7 @@ class ServerProtocol:
     def _close(self) -> None:
         self._state = State.CLOSED
         self._accepted = False
-        self._unreleased.clear()
+        self._handlers.forget()
 
     def _drain(self) -> list[Event]:
         events: list[Event] = []
@@ -257,9 +191,11 @@ class ServerProtocol:
                 events.append(self._on_first_packet(packet))
             while self._accepted and (packet := next_packet()) is not None:
                 self._packets += 1
-                event = _HANDLERS[type(packet)](self, packet)
+                event = self._handlers.handle(packet)
                 if event is not None:
                     events.append(event)
+                    if isinstance(event, Disconnected):
+                        self._close()
         except ProtocolError:
             self._close()
             raise
@@ -281,9 +217,6 @@ class ServerProtocol:
             self._connect = replace(packet, client_id="auto-" + secrets.token_hex(8))
         return Connected(self._connect)
 
-    def _on_second_connect(self, _connect: Connect) -> None:
-        raise ProtocolError("Expected one CONNECT per connection, got a second CONNECT")
-
     def _client_id_problem(self, connect: Connect) -> str | None:
         size = len(connect.client_id.encode())
         if size > self._client_id_limit:
@@ -298,65 +231,3 @@ class ServerProtocol:
         self._out += encode(ConnAck(return_code))
         self._close()
         return ConnectionRefused(return_code, reason)
-
-    def _on_publish(self, publish: Publish) -> Event | None:
-        self._publishes += 1
-        packet_id = publish.packet_id
-        if packet_id is None:  # QoS 0: the decoder gives every QoS 1-2 PUBLISH an id
-            return MessageReceived(publish.topic, publish.payload, 0, publish.retain)
-        if publish.qos == 1:
-            self._out += b"\x40\x02" + packet_id.to_bytes(2, "big")
-        else:
-            self._out += b"\x50\x02" + packet_id.to_bytes(2, "big")
-            if packet_id in self._unreleased:
-                return None  # a resend before PUBREL: routed already
-            self._unreleased.add(packet_id)
-        return MessageReceived(publish.topic, publish.payload, publish.qos, publish.retain)
-
-    def _on_pubrel(self, pubrel: PubRel) -> None:
-        self._unreleased.discard(pubrel.packet_id)
-        self._out += b"\x70\x02" + pubrel.packet_id.to_bytes(2, "big")
-
-    def _on_pubrec(self, pubrec: PubRec) -> None:
-        self._out += b"\x62\x02" + pubrec.packet_id.to_bytes(2, "big")
-
-    def _on_ack(self, _ack: PubAck | PubComp) -> None:
-        """Acknowledgements of server QoS 1-2 publishes, which this server never sends."""
-
-    def _on_subscribe(self, subscribe: Subscribe) -> Event:
-        granted = tuple(qos for _, qos in subscribe.topics)
-        self._out += encode(SubAck(subscribe.packet_id, granted))
-        return Subscribed(subscribe.packet_id, subscribe.topics)
-
-    def _on_unsubscribe(self, unsubscribe: Unsubscribe) -> Event:
-        self._out += encode(UnsubAck(unsubscribe.packet_id))
-        return Unsubscribed(unsubscribe.packet_id, unsubscribe.topics)
-
-    def _on_pingreq(self, _ping: PingReq) -> None:
-        self._out += _PINGRESP
-
-    def _on_disconnect(self, _disconnect: Disconnect) -> Event:
-        self._close()
-        return Disconnected()
-
-    def _on_server_packet(self, packet: ConnAck | SubAck | UnsubAck | PingResp) -> None:
-        raise ProtocolError(f"Expected a packet a client sends, got {packet_name(packet)}")
-
-
-_Handler = Callable[[ServerProtocol, Any], Event | None]
-_HANDLERS: dict[type[Packet], _Handler] = {
-    Publish: ServerProtocol._on_publish,
-    PingReq: ServerProtocol._on_pingreq,
-    PubRel: ServerProtocol._on_pubrel,
-    PubAck: ServerProtocol._on_ack,
-    PubRec: ServerProtocol._on_pubrec,
-    PubComp: ServerProtocol._on_ack,
-    Subscribe: ServerProtocol._on_subscribe,
-    Unsubscribe: ServerProtocol._on_unsubscribe,
-    Disconnect: ServerProtocol._on_disconnect,
-    Connect: ServerProtocol._on_second_connect,
-    ConnAck: ServerProtocol._on_server_packet,
-    SubAck: ServerProtocol._on_server_packet,
-    UnsubAck: ServerProtocol._on_server_packet,
-    PingResp: ServerProtocol._on_server_packet,
-}

@@ -16,14 +16,11 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from gate.daphne_guard import (
-    GuardedSocket,
-    RefusedSocket,
-    SocketGuard,
-    SocketLimits,
-    guarded_request_class,
-    guarded_websocket_class,
-)
+from gate.daphne_guard.factory import RefusedSocket, SocketGuard
+from gate.daphne_guard.limits import SocketLimits
+from gate.daphne_guard.web import guarded_request_class
+from gate.daphne_guard.websocket import guarded_websocket_class
+from gate.daphne_guard.wrapper import GuardedSocket
 from tests.e2e.server import ROOT
 
 
@@ -364,7 +361,7 @@ def test_the_access_log_is_bounded_and_says_what_it_held_back(settings):
 
     from daphne.access import AccessLogGenerator
 
-    from gate.daphne_guard import ACCESS_LINE_REQUEST_CHARS, bounded_access_log
+    from gate.daphne_guard.access_log import ACCESS_LINE_REQUEST_CHARS, bounded_access_log
 
     settings.MQANT = {**settings.MQANT, "ACCESS_LOG_RATE": 0.001, "ACCESS_LOG_BURST": 5}
     stream = io.StringIO()

@@ -27,7 +27,7 @@ from gate.mqtt import (
     Unsubscribe,
     encode,
 )
-from gate.mqtt.codec import _varint
+from gate.mqtt._encode import varint
 from tests.gate.mqtt.strategies import packets
 
 
@@ -102,7 +102,7 @@ REMAINING_LENGTHS = [
 
 @pytest.mark.parametrize(("length", "data"), REMAINING_LENGTHS)
 def test_remaining_length_encoding(length, data):
-    assert _varint(length) == data
+    assert varint(length) == data
 
 
 @pytest.mark.parametrize(("length", "data"), REMAINING_LENGTHS)
@@ -118,7 +118,7 @@ def test_remaining_length_decoding(length, data):
 @pytest.mark.parametrize("length", [128, 16383, 16384, 2097152])
 def test_publish_frames_its_remaining_length(length):
     data = encode(Publish("t", bytes(length - 3)))
-    assert data[1 : 1 + len(_varint(length))] == _varint(length)
+    assert data[1 : 1 + len(varint(length))] == varint(length)
     assert decode_all(data, max_packet_size=len(data)) == [Publish("t", bytes(length - 3))]
 
 
@@ -216,7 +216,7 @@ VALID_FIRST_BYTES = [0x10, 0x20, 0x30, 0x33, 0x3D, 0x40, 0x50, 0x62, 0x70, 0x82,
 @settings(max_examples=400)
 def test_random_bodies_raise_only_protocol_errors(first, body):
     with contextlib.suppress(ProtocolError):
-        decode_all(bytes((first,)) + _varint(len(body)) + body)
+        decode_all(bytes((first,)) + varint(len(body)) + body)
 
 
 @given(packets, st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1))

@@ -16,7 +16,7 @@ from gate.mqtt import (
     encode,
     encode_publish,
 )
-from gate.mqtt.codec import _varint
+from gate.mqtt._encode import varint
 
 
 def decode_all(data: bytes) -> list[object]:
@@ -104,7 +104,7 @@ def test_malformed_bodies(data, message):
 
 def connect_bytes(flags: int, payload: bytes, name: bytes = b"MQTT", level: int = 4) -> bytes:
     body = len(name).to_bytes(2, "big") + name + bytes((level, flags)) + b"\x00\x3c" + payload
-    return b"\x10" + _varint(len(body)) + body
+    return b"\x10" + varint(len(body)) + body
 
 
 @pytest.mark.parametrize(
@@ -207,4 +207,4 @@ def test_encode_publish_matches_encode():
 
 def test_remaining_length_over_the_maximum():
     with pytest.raises(LocalProtocolError, match="Remaining length 268435456 exceeds 268435455"):
-        _varint(268_435_456)
+        varint(268_435_456)
