@@ -58,7 +58,7 @@ class SocketGuard(WrappingFactory[GuardedSocket]):
         inner = self.wrappedFactory.buildProtocol(addr)
         if self.request_factory is not None:
             inner.requestFactory = self.request_factory
-        return GuardedSocket(self, inner, address)
+        return GuardedSocket(self, inner, address, self.limits, self.clock)
 
     def registerProtocol(self, p: Any) -> None:
         address = p.address

@@ -6,17 +6,14 @@ transport (it checks ``isinstance(transport, ProtocolWrapper)``, as for TLS), so
 goes on seeing the socket's bytes after the upgrade.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.interfaces import IProtocol
-from twisted.protocols.policies import ProtocolWrapper
+from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 
-from gate.daphne_guard.limits import Timer
+from gate.daphne_guard.limits import Clock, SocketLimits, Timer
 from gate.limits import TokenBucket, refusals
-
-if TYPE_CHECKING:
-    from gate.daphne_guard.factory import SocketGuard
 
 REQUEST_TIMED_OUT = "socket closed: an HTTP request not whole within HTTP_REQUEST_TIMEOUT"
 PING_FLOOD = "WebSocket closed: pings and pongs past WS_PING_RATE"
@@ -31,13 +28,18 @@ class GuardedSocket(ProtocolWrapper):
     channel, and the network producer the channel pauses and resumes; after the upgrade it
     hands the bytes to the WebSocket protocol, which writes to the socket itself."""
 
-    factory: "SocketGuard"
-
-    def __init__(self, factory: "SocketGuard", wrapped: IProtocol, address: str) -> None:
+    def __init__(
+        self,
+        factory: "WrappingFactory[GuardedSocket]",
+        wrapped: IProtocol,
+        address: str,
+        limits: SocketLimits,
+        clock: Clock,
+    ) -> None:
         super().__init__(factory, wrapped)
         self.address = address
-        self._limits = factory.limits
-        self._clock = factory.clock
+        self._limits = limits
+        self._clock = clock
         self._http = wrapped  # until daphne hands the socket to a WebSocket protocol
         self._budget = TokenBucket(
             self._limits.read_rate, self._limits.read_burst, clock=self._clock.seconds
