@@ -46,7 +46,8 @@ class Session:
     Reading fields and ``get`` use the local copy. ``bind``, ``unbind``, ``set``, ``push`` and
     ``close`` are requests to the owning connection: they return once it has applied them,
     refresh this copy, and raise ``mqant.DeadlineExceeded`` if the connection does not answer
-    (it is gone). ``send`` queues a message to the client and returns at once.
+    (it is gone). ``send`` returns once the connection has taken the message; ``send_nr``
+    returns at once.
     """
 
     __slots__ = (
