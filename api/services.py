@@ -67,7 +67,7 @@ async def handler_call(*, user_id: str, ip: str, module: str, handler: str, body
     "Routing a PUBLISH"), the session that of an HTTP caller bound to ``user_id``: it has no
     connection, so session operations fail at once and pushes to it go nowhere."""
     session = Session.for_http(user_id=user_id, ip=ip, topic=f"{module}/{handler}")
-    reply = await routing.dispatch(session, module, handler, lambda: body)
+    reply = await routing.dispatch(session, module, handler, body)
     if isinstance(reply, bytes):
         return CallReply(raw=reply)
     return CallReply(envelope=routing.checked(reply))

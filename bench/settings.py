@@ -18,3 +18,7 @@ MQANT["MODULE_SETTINGS"] = {  # noqa: F405
     **MQANT.get("MODULE_SETTINGS", {}),  # noqa: F405
     "Chat": {"UserMessageLimit": 0, "UserBytesPerDay": 0},
 }
+
+# Every load-tool client logs in from 127.0.0.1, up to a thousand at once: the address's
+# lockout count (mqant/accounts/lockout.py) would refuse all but the first 20 in flight.
+LOGIN_LOCKOUT = {**LOGIN_LOCKOUT, "IP_FAILURES": 0}  # noqa: F405

@@ -234,16 +234,26 @@ class MQTTConnection:
             self.protocol.send_publish(topic, reply)
 
     async def _call(self, topic: str, payload: bytes) -> None:
+        """Route a client's call (mqant.routing, CONTRACT.md) and publish the reply, if any."""
+        session = self.host.session.for_call(topic)
         try:
-            reply = await router.route(self.host.snapshot(topic), topic, payload)
+            parsed = routing.parse_topic(topic)
+            if parsed is None:
+                reply: bytes | None = router.envelope(session.trace_id, routing.TOPIC_ERROR, None)
+            else:
+                answer = await routing.dispatch(
+                    session, parsed.target, parsed.handler, payload, routing.decode_payload
+                )
+                reply = router.reply(parsed, answer)
             if reply is not None:
                 await self.publish(topic, reply)
         except Exception:
             logger.exception("%r: routing %r failed", self, topic)
 
     async def _flush(self) -> None:
-        if not self.closed:
-            await self.outbox.send(self.protocol.data_to_send())
+        data = self.protocol.data_to_send()
+        if data and not self.outbox.closed:  # no coroutine for nothing to send
+            await self.outbox.send(data)
 
     def _close_soon(self, reason: str) -> None:
         logger.info("%r: closing, %s", self, reason)

@@ -204,7 +204,3 @@ class SessionHost:
         session.user_id, session.settings = "", {}
         self.attach()
         self.keeper.opened()
-
-    def snapshot(self, topic: str) -> Session:
-        """The copy of the session a handler receives."""
-        return self.session.for_call(topic)

@@ -59,8 +59,11 @@ class Outbox:
         """Hand ``data`` to the transport (or queue it for the writer task)."""
         if not data or self.closed:
             return
-        if self._buffer is None:
-            await self._write(data)
+        if self._buffer is None:  # the transport queues: written here, without a task
+            try:
+                await self.transport.write(data)
+            except Exception as err:
+                self._failed(err)
             self._check(self.transport.pending_bytes())
             return
         self._buffer += data
@@ -102,11 +105,15 @@ class Outbox:
     async def _write(self, data: bytes) -> None:
         try:
             await self.transport.write(data)
-        except Exception as err:  # e.g. a message over the ASGI server's WebSocket limit
-            if not self.closed:
-                logger.warning("%r: closing, a write failed: %s", self.owner, err)
-                self.closed = True
-                self.transport.abort()
+        except Exception as err:
+            self._failed(err)
+
+    def _failed(self, err: Exception) -> None:
+        """A write failed (e.g. a message over the ASGI server's WebSocket limit): close."""
+        if not self.closed:
+            logger.warning("%r: closing, a write failed: %s", self.owner, err)
+            self.closed = True
+            self.transport.abort()
 
     def _check(self, pending: int) -> None:
         if pending > self.max_outgoing and not self.closed:

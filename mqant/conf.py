@@ -3,6 +3,8 @@
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 DEFAULTS: dict[str, Any] = {
     # Seconds a caller waits for an RPC reply (mqant: 10 s); a later reply is dropped.
@@ -68,9 +70,24 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# settings.MQANT, read once: every call reads several settings (a lazy settings object costs
+# an attribute lookup of its own each time). Forgotten when a test overrides MQANT.
+_overrides: dict[str, Any] | None = None
+
+
 def get(name: str) -> Any:
     """The value of ``settings.MQANT[name]``, or its default; KeyError for an unknown name."""
-    overrides: dict[str, Any] = getattr(settings, "MQANT", {})
+    global _overrides
+    overrides = _overrides
+    if overrides is None:
+        overrides = _overrides = getattr(settings, "MQANT", {})
     if name in overrides:
         return overrides[name]
     return DEFAULTS[name]
+
+
+@receiver(setting_changed)
+def _forget(*, setting: str, **kwargs: Any) -> None:
+    global _overrides
+    if setting == "MQANT":
+        _overrides = None

@@ -61,6 +61,10 @@ _runtimes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Running]" = (
 )
 
 
+# The last loop asked for and its runtime: a process runs one loop, and every call asks.
+_last: tuple[asyncio.AbstractEventLoop, Running] | None = None
+
+
 def current() -> Running | None:
     """The runtime of the running event loop, if one was started there."""
     return _runtimes.get(asyncio.get_running_loop())
@@ -68,13 +72,19 @@ def current() -> Running | None:
 
 def get() -> Running:
     """The runtime of the running event loop; raises NoRuntime when none was started there."""
-    runtime = _runtimes.get(asyncio.get_running_loop())
+    global _last
+    loop = asyncio.get_running_loop()
+    last = _last
+    if last is not None and last[0] is loop:
+        return last[1]
+    runtime = _runtimes.get(loop)
     if runtime is None:
         raise NoRuntime(
             "no mqant runtime runs in this event loop: serve the project's ASGI application "
             "(mqant.asgi.MqantApplication), run `manage.py runmodules`, or "
             "`await mqant.runtime.start()` first"
         )
+    _last = (loop, runtime)
     return runtime
 
 
@@ -85,6 +95,8 @@ def put(runtime: Running) -> None:
 
 def remove(runtime: Running) -> None:
     """Forget ``runtime``, if it is still the running loop's (mqant.runtime.stop)."""
+    global _last
     loop = asyncio.get_running_loop()
     if _runtimes.get(loop) is runtime:
         del _runtimes[loop]
+    _last = None

@@ -20,7 +20,6 @@ is refused before anyone asks who sent it. Either refusal answers the call with 
 text, as ``HandlerError`` does.
 """
 
-import functools
 import inspect
 import types
 import typing
@@ -122,13 +121,18 @@ def declared(cls: type) -> dict[str, tuple[str, Route]]:
     return found
 
 
-def bind(fn: Callable[..., Any], route: Route) -> Callable[..., Any]:
-    """``fn`` (a bound method) behind its route's message check and login guard; ``fn``
-    itself when the route asks for neither."""
+Prepare = Callable[[tuple[Any, ...]], tuple[Any, ...]]
+
+
+def prepare_for(fn: Callable[..., Any], route: Route) -> Prepare | None:
+    """What runs before ``fn`` (a bound method) on each call: its route's message check and
+    login guard, turning the call's arguments into the handler's (``msg`` checked, converted
+    to its type) or raising HandlerError; None when the route asks for neither. The module's
+    server runs it (mqant.server), so a handler costs no wrapper of its own."""
     at, message = _message_parameter(fn, route)
     check = compile_message(message) if message is not None else None
     if check is None and not route.login_required:
-        return fn
+        return None
     invalid, login_required = route.invalid, route.login_required
 
     def logged_in(session: Any) -> bool:
@@ -144,19 +148,7 @@ def bind(fn: Callable[..., Any], route: Route) -> Callable[..., Any]:
             raise HandlerError(NOT_LOGINED)
         return args
 
-    if inspect.iscoroutinefunction(fn):
-
-        @functools.wraps(fn)
-        async def guarded_async(*args: Any) -> Any:
-            return await fn(*prepare(args))
-
-        return guarded_async
-
-    @functools.wraps(fn)
-    def guarded(*args: Any) -> Any:
-        return fn(*prepare(args))
-
-    return guarded
+    return prepare
 
 
 def _message_parameter(fn: Callable[..., Any], route: Route) -> tuple[int, Any]:
@@ -189,7 +181,9 @@ def _annotation(fn: Callable[..., Any], name: str) -> Any:
     return typing.get_type_hints(holder, include_extras=True)[name]
 
 
-def routes(module: Any) -> Iterator[tuple[str, Callable[..., Any], bool]]:
-    """(name, function, ordered) of each declared handler of ``module``, ready to register."""
+def routes(module: Any) -> Iterator[tuple[str, Callable[..., Any], bool, Prepare | None]]:
+    """(name, function, ordered, prepare) of each declared handler of ``module``, ready to
+    register."""
     for name, (attr, route) in declared(type(module)).items():
-        yield name, bind(getattr(module, attr), route), route.ordered
+        fn = getattr(module, attr)
+        yield name, fn, route.ordered, prepare_for(fn, route)

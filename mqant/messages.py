@@ -17,7 +17,7 @@ import json
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, NotRequired, Required
+from typing import Any, NotRequired, Required, cast
 
 MAX_DEPTH = 32  # objects and lists in one another, for a type that contains itself
 
@@ -62,8 +62,8 @@ def compile_message(tp: Any) -> Callable[[Any], Any]:
         raise TypeError(f"A message type is a dataclass or a TypedDict, not {tp!r}")
     compiler = _Compiler()
     compiler.compile(tp)
-    convert = compiler.objects[tp]  # not its entry in _done, which is one call more
-    return lambda payload: convert(payload, 0)
+    # Its own Convert, not its entry in _done (one call more); depth defaults to 0.
+    return cast(Callable[[Any], Any], compiler.objects[tp])
 
 
 def describe(value: Any) -> str:
@@ -227,7 +227,7 @@ class _Compiler:
         ]
         build: Callable[..., Any] = dict if typing.is_typeddict(tp) else tp
 
-        def convert(value: Any, depth: int) -> Any:
+        def convert(value: Any, depth: int = 0) -> Any:
             if not isinstance(value, dict):
                 raise Invalid("an object", describe(value))
             if depth >= MAX_DEPTH:

@@ -24,11 +24,13 @@ EVENT_HOOKS = {SESSION_OPENED: "on_session_opened", SESSION_CLOSED: "on_session_
 
 @dataclass(frozen=True, slots=True)
 class HandlerSpec:
-    """A registered handler: the function, whether calls run concurrently, whether it is async."""
+    """A registered handler: the function, whether calls run concurrently, whether it is
+    async, and what runs before it on each call (``@handler``'s check and guard)."""
 
     fn: Handler
     concurrent: bool
     is_async: bool
+    prepare: "handlers.Prepare | None" = None
 
 
 class Module:
@@ -65,8 +67,8 @@ class Module:
         self.settings: dict[str, Any] = {}
         self.node_id = ""
         self.handlers: dict[str, HandlerSpec] = {}
-        for name, fn, ordered in handlers.routes(self):
-            self._add(name, fn, concurrent=not ordered)
+        for name, fn, ordered, prepare in handlers.routes(self):
+            self._add(name, fn, concurrent=not ordered, prepare=prepare)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.node_id or self.module_type}>"
@@ -118,8 +120,10 @@ class Module:
                 events.add(event)
         return frozenset(events)
 
-    def _add(self, name: str, fn: Handler, *, concurrent: bool) -> None:
+    def _add(
+        self, name: str, fn: Handler, *, concurrent: bool, prepare: "handlers.Prepare | None" = None
+    ) -> None:
         if name in self.handlers:
             raise ValueError(f"{self!r} registers handler {name!r} twice")
         is_async = inspect.iscoroutinefunction(fn)
-        self.handlers[name] = HandlerSpec(fn, concurrent=concurrent, is_async=is_async)
+        self.handlers[name] = HandlerSpec(fn, concurrent, is_async, prepare)

@@ -11,8 +11,7 @@ handler's bytes as they are). The gate (MQTT) and the REST API (``/api/call``) b
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from mqant import dependencies, jsontext, rpc
 from mqant.errors import RPCError
@@ -30,8 +29,7 @@ INTERNAL_ERROR = "internal error"
 NOT_JSON = "The result is not JSON serializable"
 
 
-@dataclass(frozen=True)
-class Topic:
+class Topic(NamedTuple):
     """A call's topic: the module (``Type`` or ``Type@node``), the handler, the msgid
     (``""``: none, the call is fire-and-forget)."""
 
@@ -97,19 +95,24 @@ def _not_json(reply: dict[str, Any]) -> dict[str, Any]:
 
 
 async def dispatch(
-    session: Session, target: str, handler: str, message: Callable[[], Any]
+    session: Session,
+    target: str,
+    handler: str,
+    payload: Any,
+    decode: Callable[[Any], Any] | None = None,
 ) -> dict[str, Any] | bytes:
-    """Call ``target``'s ``handler`` with ``(session, message())`` and return the envelope, or
-    the bytes the handler returned (which go to the client without it); every failure is an
-    error in the envelope. ``message`` runs once the node is found (a missing module is reported
-    before a malformed payload); a ValueError from it is ``JSON_ERROR``."""
+    """Call ``target``'s ``handler`` with ``(session, msg)`` and return the envelope, or the
+    bytes the handler returned (which go to the client without it); every failure is an error
+    in the envelope. ``msg`` is ``decode(payload)``, decoded once the node is found (a missing
+    module is reported before a malformed payload; a ValueError is ``JSON_ERROR``), or the
+    payload itself without ``decode``."""
     trace = session.trace_id
     try:
         if not handler.startswith("HD_"):
             raise RPCError(f"Method({handler}) must begin with 'HD_'")
         node = await rpc.select(target)
         try:
-            msg = message()
+            msg = payload if decode is None else decode(payload)
         except ValueError:
             raise RPCError(JSON_ERROR) from None
         result = await rpc.call_node(node, handler, (session, msg), timeout=rpc.default_timeout())

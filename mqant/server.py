@@ -88,6 +88,8 @@ class ModuleServer:
     async def _run(self, spec: HandlerSpec, args: tuple[Any, ...]) -> Any:
         token = _in_handler.set(True)
         try:
+            if spec.prepare is not None:
+                args = spec.prepare(args)
             if spec.is_async:
                 return await spec.fn(*args)
             return await db(spec.fn)(*args)

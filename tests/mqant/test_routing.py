@@ -82,7 +82,7 @@ async def test_dispatch(node):
     node["HD_boom"] = KeyError("secret")
 
     async def dispatch(target: str, handler: str, message: Any = None) -> Any:
-        return await routing.dispatch(session(), target, handler, lambda: message)
+        return await routing.dispatch(session(), target, handler, message)
 
     assert await dispatch("M", "HD_ok") == routing.envelope("trace", "", {"a": 1})
     assert await dispatch("M", "HD_raw") == b"\x00raw"
@@ -93,10 +93,8 @@ async def test_dispatch(node):
 
 
 async def test_a_missing_module_is_reported_before_a_bad_payload(node):
-    def bad() -> Any:
-        return routing.decode_payload(b"{nope}")
-
-    missing = await routing.dispatch(session(), "X", "HD_ok", bad)
+    bad, decode = b"{nope}", routing.decode_payload
+    missing = await routing.dispatch(session(), "X", "HD_ok", bad, decode)
     assert missing == routing.envelope("trace", "Service(type:X) not found", None)
-    malformed = await routing.dispatch(session(), "M", "HD_ok", bad)
+    malformed = await routing.dispatch(session(), "M", "HD_ok", bad, decode)
     assert malformed == routing.envelope("trace", routing.JSON_ERROR, None)
