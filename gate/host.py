@@ -3,7 +3,8 @@ identity changes, its groups (kept by the inbox) and what the SessionKeeper reco
 """
 
 import logging
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
@@ -58,6 +59,9 @@ class SessionHost:
         self.session = session
         self.inbox = inbox
         self.link = link
+        # A PUBLISH to the client: the connection's own method, with no hop through the
+        # host (a room's message is delivered once per member).
+        self.deliver: Callable[[str, bytes], Coroutine[Any, Any, None]] = link.publish
         self.keeper = SessionKeeper(session, inbox.closes)
         self.lost = False
         self._events: InOrder | None = None
@@ -99,9 +103,6 @@ class SessionHost:
     def group_names(self) -> list[str]:
         """The names of the named groups the connection is in (mqant.gates' census)."""
         return self.inbox.group_names(self)
-
-    async def deliver(self, topic: str, payload: bytes) -> None:
-        await self.link.publish(topic, payload)
 
     # Events from other processes, through the inbox
 
