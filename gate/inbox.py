@@ -230,8 +230,10 @@ class Inbox:
 
     async def _fan_out(self, event: Fanout) -> None:
         """A group's message to each of its members here, but the one it excludes."""
-        process, key = owners.split(event.exclude)
-        skip = self.connections.get(key) if process == self.channel else None
+        skip = None
+        if event.exclude:
+            process, key = owners.split(event.exclude)
+            skip = self.connections.get(key) if process == self.channel else None
         for connection in list(self.members.get(event.group, ())):
             if connection is skip:
                 continue

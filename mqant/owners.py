@@ -24,7 +24,6 @@ from mqant.ops import (
     SessionRequest,
     encode_deliver,
     encode_fanout,
-    encode_op,
     encode_request,
 )
 from mqant.types import GateSendMessage, SessionOpMessage, SessionState
@@ -80,9 +79,10 @@ async def session_op(channel: str, op: SessionOp) -> SessionState:
     if owner is not None:
         return await owner.apply_session_op(op)
     process, key = split(channel)
-    message = {"type": "gate.session", "to": key, "op": encode_op(op)}
+    # The reply channel fills in the id and where to answer.
+    message = encode_request(SessionRequest(key, "", "", op))
     state: SessionState = await current.get().replies.request(
-        process, message, float(conf.get("RPC_TIMEOUT"))
+        process, dict(message), float(conf.get("RPC_TIMEOUT"))
     )
     return state
 
