@@ -63,6 +63,7 @@
 
   /*
    * prop: url (default ws[s]://<this host>/mqtt) or host, port, useSSL, path; client_id;
+   * userName and password (CONNECT credentials, optional);
    * mqttVersion 3 (MQTT 3.1, subprotocol mqttv3.1) or 4 (3.1.1, the default); keepalive (s,
    * 30); timeout (ms a request waits, 15000); reconnect (true); minDelay, maxDelay (ms, 1000
    * and 30000: the delay doubles from one to the other, with jitter).
@@ -81,6 +82,8 @@
       protocolId: v3 ? "MQIsdp" : "MQTT",
       protocolVersion: v3 ? 3 : 4,
       clean: true,
+      username: prop.userName, // optional CONNECT credentials, as with Paho's connect()
+      password: prop.password,
       keepalive: prop.keepalive || 30,
       connectTimeout: 10000,
       reconnectPeriod: 0, // reconnects are scheduled here, with backoff
