@@ -33,12 +33,10 @@ Environment variables:
 
 import json
 import os
-import re
-import socket
 from pathlib import Path
 from typing import Any
 
-import dj_database_url
+from mqant import project
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -77,9 +75,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served here: no CDN
     "channels",
-    "mqant",
-    "gate",
-    "sessions_store",
+    # The framework's apps: "mqant", "gate", "sessions_store".
+    *project.INSTALLED_APPS,
     "login",
     "chat",
     "helloworld",
@@ -119,102 +116,22 @@ TEMPLATES = [
 
 ASGI_APPLICATION = "mqantsite.asgi.application"
 
-DATABASES: dict[str, Any] = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3")),
-        "OPTIONS": {
-            # Module handlers write from worker threads while the gate reads: wait for the
-            # lock instead of failing at once with "database is locked".
-            "timeout": 20,
-            # Write-ahead log: readers do not wait for writers, and a commit appends to the
-            # log without an fsync of its own (the log is synced at checkpoints), which made
-            # every chat message cost a disk flush. A power cut may lose the last commits;
-            # the database stays consistent.
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            # Take the write lock at BEGIN: a read upgraded to a write can fail at once.
-            "transaction_mode": "IMMEDIATE",
-        },
-        # Keep a worker thread's connection instead of opening one for every call.
-        "CONN_MAX_AGE": 60,
-        "CONN_HEALTH_CHECKS": True,
-    }
-}
+# SQLite beside manage.py, set up for a server (mqant.project.sqlite_database), or the
+# database DATABASE_URL names.
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
-if DATABASE_URL:
-    # Handlers run in worker threads that keep their connection a while (checked before
-    # reuse): a module process does not reconnect for every call.
-    DATABASES = {
-        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)
-    }
-
-# No client-side socket timeout. redis-py 8 defaults to 5 s, and the core layer's receive
-# is a BZPOPMIN that blocks up to 5 s when idle: every idle consumer then died of a
-# TimeoutError (channels_redis#422). Any timeout also makes redis-py write through
-# asyncio.wait_for, which on Python 3.11 loses a cancellation that lands as the write
-# completes (fixed in 3.12): a cancelled receive, as Channels cancels one whenever a client
-# disconnects, then never ends. A dead Redis is noticed by TCP keepalive instead.
-REDIS_SOCKET_TIMEOUT = None
-# Probe after 10 s of silence, every 5 s, drop the connection after 3 unanswered probes
-# (where the platform names these options).
-REDIS_KEEPALIVE = {
-    getattr(socket, name): value
-    for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
-    if hasattr(socket, name)
-}
-# Connections a process may open to Redis at once. redis-py 8 caps a pool at 100 and then
-# fails at once (MaxConnectionsError): the core layer holds one per send in progress, so a
-# burst of 100 concurrent calls from one process failed.
-REDIS_MAX_CONNECTIONS = 1000
-REDIS_LAYERS = {
-    "core": "channels_redis.core.RedisChannelLayer",
-    # channels-redis's pub/sub layer over leaner connections, same wire (mqant/redis/layer.py)
-    "pubsub": "mqant.redis.layer.RedisPubSubChannelLayer",
-    # channels-redis's own, for hosts the one above does not support (sentinels)
-    "channels-pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+DATABASES = {
+    "default": project.database(
+        DATABASE_URL, os.environ.get("SQLITE_PATH", str(BASE_DIR / "db.sqlite3"))
+    )
 }
 
-
-def redis_channel_layer(url: str, kind: str = "pubsub", prefix: str = "mqant") -> dict[str, Any]:
-    """The CHANNEL_LAYERS entry for channels-redis at ``url``: ``kind`` names the layer
-    (REDIS_LAYERS), ``prefix`` starts its keys and channel names."""
-    if kind not in REDIS_LAYERS:
-        raise ValueError(f"MQANT_REDIS_LAYER must be one of {sorted(REDIS_LAYERS)}, got {kind!r}")
-    if not re.fullmatch(r"[A-Za-z0-9_\-.]+", prefix):
-        raise ValueError(f"MQANT_REDIS_PREFIX must use letters, digits, '_-.', got {prefix!r}")
-    host = {
-        "address": url,
-        "socket_timeout": REDIS_SOCKET_TIMEOUT,
-        "socket_connect_timeout": 5.0,
-        "socket_keepalive": True,
-        "socket_keepalive_options": REDIS_KEEPALIVE,
-        "max_connections": REDIS_MAX_CONNECTIONS,
-    }
-    config: dict[str, Any] = {"hosts": [host], "prefix": f"{prefix}.asgi."}
-    if kind == "core":
-        # Like the in-memory layer: many connections share a process, so a busy channel
-        # holds more than channels-redis's default 100 messages before sends fail.
-        config["capacity"] = 1000
-    return {"BACKEND": REDIS_LAYERS[kind], "CONFIG": config}
-
-
+# The channel layer in memory (one process), or over Redis with the options mqant.project
+# explains (no socket timeout, keepalive, a larger pool).
 REDIS_URL = os.environ.get("REDIS_URL", "")
 REDIS_PREFIX = os.environ.get("MQANT_REDIS_PREFIX", "mqant")
-CHANNEL_LAYERS: dict[str, Any]
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": redis_channel_layer(
-            REDIS_URL, os.environ.get("MQANT_REDIS_LAYER", "pubsub"), REDIS_PREFIX
-        )
-    }
-else:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
-            # Many connections share one process: do not drop pushes to a busy one early.
-            "CONFIG": {"capacity": 1000},
-        }
-    }
+CHANNEL_LAYERS = project.channel_layers(
+    REDIS_URL, os.environ.get("MQANT_REDIS_LAYER", "pubsub"), REDIS_PREFIX
+)
 
 # Every password check (the admin's login form included) through mqant's account policy:
 # per-address budgets, the lockout, hashing on a pool of its own (mqant/accounts/).
@@ -265,17 +182,8 @@ SPECTACULAR_SETTINGS = {
 }
 # Logins refused after repeated failures (login/lockout.py): per user name, per address.
 LOGIN_LOCKOUT = {"USER_FAILURES": 5, "IP_FAILURES": 20, "WINDOW": 900, "DURATION": 900}
-if REDIS_URL:
-    # Throttle and lockout counts shared by every process.
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": REDIS_PREFIX,
-            # A hung Redis costs a count 2 s at most; then mqant.counters counts in memory.
-            "OPTIONS": {"socket_timeout": 2.0, "socket_connect_timeout": 2.0},
-        }
-    }
+# Throttle and lockout counts shared by every process over Redis (mqant.project.caches).
+CACHES = project.caches(REDIS_URL, REDIS_PREFIX)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -297,12 +205,8 @@ MQANT: dict[str, Any] = {
         "Login": {"AutoRegister": os.environ.get("MQANT_LOGIN_AUTO_REGISTER", "1") == "1"},
     },
 }
-if REDIS_URL:
-    # Module nodes of every process, registered in Redis with a heartbeat.
-    MQANT["REGISTRY"] = {
-        "BACKEND": "mqant.redis.registry.RedisNodeRegistry",
-        "CONFIG": {"url": REDIS_URL, "prefix": REDIS_PREFIX},
-    }
+# Module nodes of every process, registered in Redis with a heartbeat, with REDIS_URL.
+MQANT["REGISTRY"] = project.registry(REDIS_URL, REDIS_PREFIX)
 
 # MQANT_SETTINGS: a JSON object merged over MQANT, e.g. '{"TCP_ADDR": "0.0.0.0:3563"}'.
 MQANT.update(json.loads(os.environ.get("MQANT_SETTINGS") or "{}"))

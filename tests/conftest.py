@@ -14,7 +14,7 @@ from channels.layers import get_channel_layer
 from gate import process
 from mqant import dependencies, runtime
 from mqant.app import App
-from mqantsite.settings import redis_channel_layer
+from mqant.project import redis_channel_layer
 
 # The servers and module processes the suite starts serve with DEBUG off, as in production,
 # so they need a secret key (mqant.security refuses the public development key).

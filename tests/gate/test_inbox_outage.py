@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from gate.inbox import Inbox
 from mqant import ServiceUnavailable, groups, runtime
 from mqant.dependencies import REDIS
-from mqantsite.settings import redis_channel_layer
+from mqant.project import redis_channel_layer
 from tests.faults.services import RedisServer
 
 pytestmark = pytest.mark.e2e

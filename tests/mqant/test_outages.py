@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 
 from mqant import DeadlineExceeded, ServiceUnavailable, call, config, nodes, runtime
 from mqant.dependencies import DATABASE, REDIS
-from mqantsite.settings import redis_channel_layer
+from mqant.project import redis_channel_layer
 from tests.faults.services import RedisServer, TcpProxy
 from tests.runmodules import ModulesProcess
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 
+from mqant.project import redis_channel_layer
 from mqantsite import settings as settings_module
-from mqantsite.settings import redis_channel_layer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,9 +48,9 @@ async def test_idle_consumers_survive_past_the_redis_socket_timeout(settings, re
 
 
 def test_redis_layer_names_are_checked():
-    with pytest.raises(ValueError, match="MQANT_REDIS_LAYER must be one of"):
+    with pytest.raises(ValueError, match="The Redis layer must be one of"):
         redis_channel_layer("redis://127.0.0.1:6379/0", "streams")
-    with pytest.raises(ValueError, match="MQANT_REDIS_PREFIX must use"):
+    with pytest.raises(ValueError, match="The Redis prefix must use"):
         redis_channel_layer("redis://127.0.0.1:6379/0", "core", "a b")
 
 

@@ -11,11 +11,11 @@ from channels_redis.pubsub import RedisPubSubChannelLayer as ChannelsRedisPubSub
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import ResponseError
 
+from mqant.project import redis_channel_layer
 from mqant.redis import layer as redis_layer
 from mqant.redis.endpoint import Endpoint
 from mqant.redis.layer import RedisPubSubChannelLayer
 from mqant.types import listening
-from mqantsite.settings import redis_channel_layer
 
 
 @pytest.fixture
