@@ -1,5 +1,6 @@
 """WebSocket routes of the gate: MQTT at ``/mqtt``; a handshake on any other path is refused."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from channels.routing import URLRouter
@@ -23,11 +24,12 @@ websocket_urlpatterns = [
 ]
 
 
-def websocket_application() -> Any:
-    """The gate's WebSocket application: the routes above, behind a check Channels' router
-    lacks. A client can name a root path (daphne's ``Daphne-Root-Path`` header); one the path
-    does not start with made the router raise, a traceback and a 500 per handshake."""
-    router = URLRouter(websocket_urlpatterns)
+def websocket_application(project_urlpatterns: Sequence[Any] = ()) -> Any:
+    """The gate's WebSocket application: the project's own routes (tried first), then the
+    routes above, behind a check Channels' router lacks. A client can name a root path
+    (daphne's ``Daphne-Root-Path`` header); one the path does not start with made the router
+    raise, a traceback and a 500 per handshake."""
+    router = URLRouter([*project_urlpatterns, *websocket_urlpatterns])
 
     async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         root = scope.get("root_path") or ""

@@ -1,0 +1,56 @@
+"""A project's ASGI application with the gate, in one call (docs/project.md)::
+
+    # mysite/asgi.py
+    import os
+
+    from django.core.asgi import get_asgi_application
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+    django_application = get_asgi_application()
+
+    from gate.asgi import mqant_application  # after Django is set up
+
+    application = mqant_application(django_application)
+
+What it returns serves the project's HTTP (its views, the admin, its REST API) through
+mqant.asgi.BodyLimit, MQTT over WebSocket at ``/mqtt`` (gate.routing), and starts and stops
+with the server: the runtime (the modules, the gate's inbox and heartbeat), the MQTT/TCP
+listener on ``MQANT["TCP_ADDR"]``, and on SIGTERM the drain (gate.drain). Under daphne it also
+puts the limits of gate.daphne_guard on daphne's own sockets.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+from channels.routing import ProtocolTypeRouter
+
+from gate import daphne_guard, drain, process, routing, tcp
+from mqant.asgi import BodyLimit, Hook, MqantApplication
+
+__all__ = ["mqant_application"]
+
+
+def mqant_application(
+    http: Any,
+    *,
+    websocket_urlpatterns: Sequence[Any] = (),
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+) -> MqantApplication:
+    """The ASGI application: ``http`` (the project's, usually ``get_asgi_application()``) for
+    HTTP; for WebSocket, the project's own ``websocket_urlpatterns`` (Channels routes, tried
+    first), then the gate's. ``on_startup`` hooks run after the gate's listener starts,
+    ``on_shutdown`` hooks after the gate has drained, before the modules stop."""
+    daphne_guard.install()  # under daphne only; imported before daphne listens
+    return MqantApplication(
+        ProtocolTypeRouter(
+            {
+                "http": BodyLimit(http),
+                "websocket": routing.websocket_application(websocket_urlpatterns),
+            }
+        ),
+        # The gate's parts of the runtime: its inbox and its heartbeat (gate/process.py).
+        parts=process.parts,
+        on_startup=[tcp.start_listener, *on_startup],
+        on_shutdown=[drain.stop, *on_shutdown],
+    )
