@@ -1,5 +1,6 @@
-"""Credentials at CONNECT: an MQTT user name with its Django password, or with a REST API
-token as the password, binds the session when the connection opens.
+"""Credentials at CONNECT: an MQTT user name with its Django password, or (in a project with
+``rest_framework.authtoken`` installed) with its REST API token as the password, binds the
+session when the connection opens. The user is the project's AUTH_USER_MODEL.
 
 A password goes through the account policy (mqant.accounts) like every other way in: the
 per-address login budget, the lockout per user name and per address, the hash pool. A
@@ -8,8 +9,8 @@ refusal is CONNACK 4 (bad user name or password) when the credentials are to bla
 is down.
 """
 
+from django.apps import apps
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
 from gate.mqtt.packets import BAD_USERNAME_OR_PASSWORD, SERVER_UNAVAILABLE
 from mqant import ServiceUnavailable, accounts, db
@@ -17,6 +18,10 @@ from mqant import ServiceUnavailable, accounts, db
 
 def _token_user(username: str, key: str) -> str | None:
     """The user name whose REST token ``key`` is, if it is ``username``'s and active."""
+    if not apps.is_installed("rest_framework.authtoken"):
+        return None
+    from rest_framework.authtoken.models import Token  # in a project with DRF's tokens only
+
     field = get_user_model().USERNAME_FIELD
     token = Token.objects.select_related("user").filter(key=key, **{f"user__{field}": username})
     found = token.first()
