@@ -27,7 +27,7 @@ from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from mqant.accounts import budgets, hashing, lockout
+from mqant.accounts import budgets, hashing, lockout, passwords
 from mqant.accounts.budgets import Throttled
 from mqant.accounts.errors import InvalidName, Refused, WrongCredentials
 from mqant.accounts.hashing import Busy
@@ -85,14 +85,19 @@ async def login(
     Raises InvalidName, Throttled, LockedOut, Busy or WrongCredentials (all Refused)."""
     db = _db or mqant_db
     attempt: _Attempt = await db(_begin)(username, password, ip, auto_register)
+    own_check = passwords.checks_model_passwords()
     user: User | None
     try:
-        if attempt.creates:
+        if own_check and attempt.creates:
             user = await db(_create)(username, await hashing.aencode(password, address=ip))
-        else:
+        elif own_check:
             encoded = attempt.user.password if attempt.user is not None else None
             matches = await hashing.averify(password, encoded, address=ip)
             user = attempt.user if matches and attempt.user and attempt.user.is_active else None
+        else:  # the project's own backends (LDAP, e-mail logins...) check the password
+            user = await hashing.arun(passwords.authenticate, username, password, address=ip)
+            if user is None and attempt.creates:
+                user = await db(_create)(username, await hashing.aencode(password, address=ip))
     except BaseException:
         await db(lockout.cancelled)(attempt.reservation)
         raise
@@ -103,7 +108,7 @@ async def login(
         await db(lockout.failed)(attempt.reservation)
         raise WrongCredentials(attempt.wrong_text)
     await db(lockout.succeeded)(attempt.reservation)
-    if not attempt.creates and hashing.outdated(user.password):
+    if not attempt.creates and own_check and hashing.outdated(user.password):
         # As Django's own login does: a hash made with weaker settings is made again.
         user.password = await hashing.aencode(password, address=ip)
         await db(_store_password)(user)

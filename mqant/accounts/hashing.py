@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.hashers import (
     check_password,
@@ -27,6 +27,8 @@ from django.contrib.auth.hashers import (
 
 from mqant import conf
 from mqant.accounts.errors import Refused
+
+T = TypeVar("T")
 
 _Job = tuple[Callable[..., Any], tuple[Any, ...], "Future[Any]"]
 
@@ -148,4 +150,11 @@ async def averify(password: str, encoded: str | None, *, address: str) -> bool:
 async def aencode(password: str, *, address: str) -> str:
     """A new hash of ``password`` (for a new account), in ``address``'s turn; raises Busy."""
     result: str = await asyncio.wrap_future(pool().submit(address, make_password, password))
+    return result
+
+
+async def arun(fn: Callable[..., T], *args: Any, address: str) -> T:
+    """``fn(*args)`` on the pool, in ``address``'s turn: a password check by the project's
+    authentication backends (mqant.accounts.passwords); raises Busy."""
+    result: T = await asyncio.wrap_future(pool().submit(address, fn, *args))
     return result

@@ -202,3 +202,39 @@ async def test_two_first_logins_of_one_new_name_both_succeed(fast_hash):
     ]
     first, second = await asyncio.gather(*attempts)
     assert first.pk == second.pk
+
+
+EMAIL_LOGIN = "tests.mqant.accounts.backends.EmailLogin"
+
+
+@pytest.mark.parametrize(
+    "backends",
+    [[EMAIL_LOGIN], ["mqant.accounts.backends.AccountPolicyBackend", EMAIL_LOGIN]],
+)
+def test_the_projects_own_backend_checks_the_password_behind_the_lockout(
+    settings, fast_hash, backends
+):
+    settings.AUTHENTICATION_BACKENDS = backends
+    settings.LOGIN_LOCKOUT = {"USER_FAILURES": 3, "IP_FAILURES": 100}
+    user = make_user("ann")
+    user.email = "ann@example.com"
+    user.save()
+    found = accounts.login_sync(username="ann@example.com", password=PASSWORD, ip="10.0.0.1")
+    assert found.pk == user.pk
+    # The user model's own check would take the user name; this project's backend does not.
+    assert outcome(username="ann", password=PASSWORD, ip="10.0.0.1") == "WrongCredentials"
+    for _ in range(3):
+        assert outcome(username="ann@example.com", password="wrong", ip="10.0.0.1") == (
+            "WrongCredentials"
+        )
+    # Three failures for this name: the lockout holds even the right password back.
+    assert outcome(username="ann@example.com", password=PASSWORD, ip="10.0.0.1") == "LockedOut"
+
+
+def test_django_authenticate_reaches_the_projects_backend_through_the_policy(settings, fast_hash):
+    settings.AUTHENTICATION_BACKENDS = ["mqant.accounts.backends.AccountPolicyBackend", EMAIL_LOGIN]
+    user = make_user("bob")
+    user.email = "bob@example.com"
+    user.save()
+    request = RequestFactory().post("/admin/login/", REMOTE_ADDR="10.0.0.2")
+    assert authenticate(request, username="bob@example.com", password=PASSWORD) == user
