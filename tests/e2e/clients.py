@@ -21,6 +21,7 @@ class ChatClient:
         transport: str = "websockets",
         source: str = "",
         keepalive: int = 30,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.pending: list[tuple[str, bytes]] = []
@@ -36,6 +37,8 @@ class ChatClient:
         self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, bytes(m.payload)))
         self.disconnects = 0  # the server closing on it (paho then reconnects by itself)
         self.client.on_disconnect = self._count_disconnect
+        if credentials is not None:  # a user name and its password, sent in CONNECT
+            self.client.username_pw_set(*credentials)
         # source: a loopback address such as 127.0.0.7, the client's address for the server.
         self.client.connect("127.0.0.1", port, keepalive=keepalive, bind_address=source)
         self.client.loop_start()
