@@ -37,6 +37,7 @@ class Calls:
         self.max_in_flight = int(conf.get("MAX_CALLS_IN_FLIGHT"))
         self.bucket = TokenBucket(float(conf.get("MESSAGE_RATE")), int(conf.get("MESSAGE_BURST")))
         self._refused_in_a_row = 0
+        self._cut = False  # closed for its rate
         # With ORDERED_CALLS: (topic, call), one after another.
         self._ordered: WorkQueue[tuple[str, Run]] | None = (
             WorkQueue(_run_call, lambda: "a call") if conf.get("ORDERED_CALLS") else None
@@ -47,12 +48,17 @@ class Calls:
 
     def start(self, topic: str, run: Run) -> Refusal | None:
         """Admit a client's PUBLISH on ``topic`` and start ``run``, its call; or refuse it."""
+        if self._cut:  # being closed: what it still sends is dropped, silently
+            return Refusal("")
         if not self.bucket.admit():
             self._refused_in_a_row += 1
             past = self._refused_in_a_row - self.bucket.burst
-            error = routing.RATE_EXCEEDED if past <= 1 else ""
-            # Closed once: what it sends while it is being closed is dropped.
-            return Refusal(error, "it kept sending past its message rate" if past == 1 else "")
+            if past == 1:
+                # Closed once, and logged once: a token that comes back while the close is
+                # under way (the rest of a burst read later) must not start the count again.
+                self._cut = True
+                return Refusal(routing.RATE_EXCEEDED, "it kept sending past its message rate")
+            return Refusal(routing.RATE_EXCEEDED if past <= 1 else "")
         self._refused_in_a_row = 0
         if self.draining:
             return Refusal(SHUTTING_DOWN)

@@ -238,3 +238,30 @@ def test_a_full_process_charges_no_address_budget(settings):
         for slot in slots:
             if slot is not None:
                 slot.release()
+
+
+def test_a_connection_past_its_message_rate_is_closed_once_though_tokens_come_back():
+    """A burst read in two parts: tokens refill between the reads; the connection being
+    closed for its rate is not closed (and logged) a second time, and its calls are dropped."""
+    from gate.calls import Calls
+    from mqant import routing
+
+    clock = FakeClock()
+    calls = Calls()
+    calls.bucket = TokenBucket(10, 2, clock)
+    ran: list[str] = []
+
+    async def run() -> None:
+        ran.append("call")
+
+    refusals = [calls.start("M/HD_A/1", run) for _ in range(6)]
+    assert [r is None for r in refusals] == [True, True, False, False, False, False]
+    assert [(r.error, r.close) for r in refusals[2:] if r] == [
+        (routing.RATE_EXCEEDED, ""),
+        (routing.RATE_EXCEEDED, ""),
+        (routing.RATE_EXCEEDED, "it kept sending past its message rate"),
+        ("", ""),
+    ]
+    clock.advance(1.0)  # ten tokens back
+    later = [calls.start("M/HD_A/1", run) for _ in range(20)]
+    assert all(r is not None and (r.error, r.close) == ("", "") for r in later)
