@@ -196,6 +196,9 @@ def test_the_project_imports_the_installed_framework_only(installed: Installed) 
     manage = (installed.venv / "bin" / "python", installed.project / "manage.py")
     found = run(*manage, "findstatic", "mqant/mqant.js", cwd=installed.project, env=installed.env)
     assert site in found
+    commands = run(*manage, "help", "--commands", cwd=installed.project, env=installed.env)
+    assert {"runmodules", "startmodule", "sweepsessions"} <= set(commands.split())
+    run(*manage, "sweepsessions", cwd=installed.project, env=installed.env)
 
 
 @pytest.mark.parametrize("transport", ["websockets", "tcp"])

@@ -240,7 +240,7 @@ def test_a_full_process_charges_no_address_budget(settings):
                 slot.release()
 
 
-def test_a_connection_past_its_message_rate_is_closed_once_though_tokens_come_back():
+async def test_a_connection_past_its_message_rate_is_closed_once_though_tokens_come_back():
     """A burst read in two parts: tokens refill between the reads; the connection being
     closed for its rate is not closed (and logged) a second time, and its calls are dropped."""
     from gate.calls import Calls
@@ -265,3 +265,5 @@ def test_a_connection_past_its_message_rate_is_closed_once_though_tokens_come_ba
     clock.advance(1.0)  # ten tokens back
     later = [calls.start("M/HD_A/1", run) for _ in range(20)]
     assert all(r is not None and (r.error, r.close) == ("", "") for r in later)
+    await calls.idle()
+    assert ran == ["call", "call"]  # the two calls within the burst, and no other
