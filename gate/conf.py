@@ -6,6 +6,7 @@ Every limit is a setting; the defaults are what a production deployment would st
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 DEFAULTS: dict[str, Any] = {
     # "host:port" of the MQTT-over-TCP listener, started with the server; "" turns it off.
@@ -31,10 +32,19 @@ DEFAULTS: dict[str, Any] = {
     "MAX_OUTGOING_BYTES": 1024 * 1024,
     # Connections one process holds at once, WebSocket and TCP together.
     "MAX_CONNECTIONS": 10000,
-    # CONNECT credentials: "optional" binds a client that sends a user name and its password
-    # (or a REST token) and answers wrong ones with CONNACK 4, others stay guests until
-    # Login/HD_Login (mqant's flow); "required" also refuses anonymous clients (CONNACK 5).
-    "CONNECT_AUTH": "optional",
+    # CONNECT credentials (CONNECT_AUTH_POLICIES):
+    # - "ignore" (mqant's way, the default): they are not read; every client is a guest until
+    #   it logs in (Login/HD_Login or a module of yours). mqant's clients send fixed ones
+    #   (admin/password): checking them would refuse those clients and, after a few
+    #   reconnects, lock a real account of that name out.
+    # - "optional": a user name with its password (or a REST token) binds the session at
+    #   once; wrong ones get CONNACK 4 and count towards the lockout; no user name: a guest.
+    # - "required": as "optional", and a client without a user name is refused (CONNACK 5).
+    "CONNECT_AUTH": "ignore",
+    # Paths of the WebSocket handshakes that carry MQTT, such as ["/mqtt"]; None: every path
+    # (mqant's gate takes any), after the project's own Channels routes. Another path is
+    # refused with HTTP 403.
+    "WS_PATHS": None,
     # Seconds a new connection has to send CONNECT (mqant: 10).
     "CONNECT_TIMEOUT": 10.0,
     # Seconds of silence before a client with keepalive 0 is closed (others: 1.5 x keepalive).
@@ -75,6 +85,25 @@ DEFAULTS: dict[str, Any] = {
     "ACCESS_LOG_RATE": 50.0,
     "ACCESS_LOG_BURST": 500,
 }
+
+
+CONNECT_AUTH_POLICIES = ("ignore", "optional", "required")
+
+
+def check() -> None:
+    """Raise ImproperlyConfigured for a gate setting no connection could work with."""
+    policy = get("CONNECT_AUTH")
+    if policy not in CONNECT_AUTH_POLICIES:
+        raise ImproperlyConfigured(
+            f"MQANT['CONNECT_AUTH'] must be one of {CONNECT_AUTH_POLICIES}, got {policy!r}"
+        )
+    paths = get("WS_PATHS")
+    if paths is not None and (
+        isinstance(paths, str) or not all(isinstance(p, str) and p.startswith("/") for p in paths)
+    ):
+        raise ImproperlyConfigured(
+            f"MQANT['WS_PATHS'] must be None or a list of paths starting with '/', got {paths!r}"
+        )
 
 
 def get(name: str) -> Any:

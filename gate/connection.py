@@ -198,9 +198,13 @@ class MQTTConnection:
         return events
 
     async def _authenticate(self, username: str | None, password: bytes | None) -> int | None:
-        """Bind the session to CONNECT's credentials; the CONNACK code refusing them, if any."""
+        """Bind the session to CONNECT's credentials, as CONNECT_AUTH says; the CONNACK code
+        refusing them, if any."""
+        policy = conf.get("CONNECT_AUTH")
+        if policy == "ignore":
+            return None  # mqant's way: every client a guest until it logs in
         if not username:
-            return NOT_AUTHORIZED if conf.get("CONNECT_AUTH") == "required" else None
+            return NOT_AUTHORIZED if policy == "required" else None
         user = await connect_user(username, password, self.session.ip)
         if isinstance(user, int):
             return user

@@ -1,5 +1,7 @@
-"""Credentials at CONNECT: a Django password or a REST token binds the session at once;
-wrong ones get CONNACK 4; a server that requires them refuses anonymous clients (5)."""
+"""Credentials at CONNECT (CONNECT_AUTH). By default they are ignored, as mqant does: its
+clients send fixed ones (admin/password) and must connect, and must never lock an account
+of that name out. With "optional" a Django password or a REST token binds the session at
+once and wrong ones get CONNACK 4; with "required" anonymous clients are refused (5)."""
 
 import json
 import urllib.request
@@ -16,10 +18,38 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(tmp_path_factory.mktemp("auth")).start()
-    yield proc
+    proc = ServerProcess(tmp_path_factory.mktemp("auth"), mqant={"CONNECT_AUTH": "optional"})
+    yield proc.start()
     proc.stop()
     assert "Traceback" not in proc.output(), proc.output()
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The default run's policy, with its per-address account budgets."""
+    proc = ServerProcess(tmp_path_factory.mktemp("mqant-way"), account_budgets=True)
+    yield proc.start()
+    proc.stop()
+    assert "Traceback" not in proc.output(), proc.output()
+
+
+def test_by_default_mqants_fixed_credentials_connect_and_lock_nobody_out(default_server):
+    """mqant's Python chat client: MQTT 3.1 (MQIsdp), user admin, password "password", the
+    same client id on every connection, reconnecting again and again; then Login/HD_Login."""
+    register(default_server, "admin", "the-real-admin-pass")
+    for _ in range(12):  # past the lockout's 5 failures per user name, had they counted
+        raw = RawClient(default_server.tcp_port, connect=False)
+        raw.send(encode(Connect("MQIsdp", 3, "111", True, 30, username="admin",
+                                password=b"password")))  # fmt: skip
+        assert raw.next_packet() == ConnAck(0)
+        # A guest: the credentials were not read, so nothing is bound.
+        joined = raw.request("Chat/HD_JoinChat/1", {"roomName": "r"})
+        assert joined["Error"] == "Not Logined"
+        raw.close()
+    login = RawClient(default_server.tcp_port).request(
+        "Login/HD_Login/1", {"userName": "admin", "passWord": "the-real-admin-pass"}
+    )
+    assert login["Error"] == "", login
 
 
 def connect(server: ServerProcess, user: str | None, password: str | None) -> RawClient:
@@ -73,7 +103,7 @@ def test_rest_token_as_password(server):
     assert connect(server, "conn-pw", token).next_packet() == ConnAck(4)  # not their token
 
 
-def test_anonymous_still_works_by_default(server):
+def test_anonymous_still_works_when_credentials_are_optional(server):
     raw = connect(server, None, None)
     assert raw.next_packet() == ConnAck(0)
     assert raw.request("Chat/HD_JoinChat/1", {"roomName": "r"})["Error"] == "Not Logined"
