@@ -1,4 +1,6 @@
-"""WebSocket routes of the gate: MQTT at ``/mqtt``; a handshake on any other path is refused."""
+"""WebSocket routes of the gate: after the project's own routes, MQTT on every path (as
+mqant's gate: its clients connect to ``/``, ``/mqant`` or ``/mqtt``), or only on the paths of
+``MQANT["WS_PATHS"]``, a handshake on any other path being refused with HTTP 403."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -6,6 +8,7 @@ from typing import Any
 from channels.routing import URLRouter
 from django.urls import path, re_path
 
+from gate import conf
 from gate.consumers import MQTTConsumer
 
 
@@ -17,11 +20,17 @@ async def refuse_handshake(scope: dict[str, Any], receive: Any, send: Any) -> No
         await send({"type": "websocket.close"})
 
 
-websocket_urlpatterns = [
-    path("mqtt", MQTTConsumer.as_asgi()),
-    # Last: every path the routes above do not take. (django-stubs types routes as views.)
-    re_path(r"", refuse_handshake),  # type: ignore[arg-type]
-]
+def gate_urlpatterns() -> list[Any]:
+    """The gate's routes, as ``WS_PATHS`` says."""
+    consumer = MQTTConsumer.as_asgi()
+    paths = conf.get("WS_PATHS")
+    if paths is None:
+        return [re_path(r"", consumer)]
+    return [
+        *[path(p.removeprefix("/"), consumer) for p in paths],
+        # Last: every path the routes above do not take. (django-stubs types routes as views.)
+        re_path(r"", refuse_handshake),  # type: ignore[arg-type]
+    ]
 
 
 def websocket_application(project_urlpatterns: Sequence[Any] = ()) -> Any:
@@ -29,7 +38,7 @@ def websocket_application(project_urlpatterns: Sequence[Any] = ()) -> Any:
     routes above, behind a check Channels' router lacks. A client can name a root path
     (daphne's ``Daphne-Root-Path`` header); one the path does not start with made the router
     raise, a traceback and a 500 per handshake."""
-    router = URLRouter([*project_urlpatterns, *websocket_urlpatterns])
+    router = URLRouter([*project_urlpatterns, *gate_urlpatterns()])
 
     async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         root = scope.get("root_path") or ""

@@ -370,16 +370,37 @@ def test_websocket_ping_floods_are_closed(server):
 # (f) Unknown paths
 
 
-def test_a_websocket_handshake_on_an_unknown_path_is_refused_cleanly(server):
+@pytest.fixture(scope="module")
+def paths_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """daphne that carries MQTT on /mqtt only (WS_PATHS)."""
+    proc = ServerProcess(tmp_path_factory.mktemp("paths"), mqant={"WS_PATHS": ["/mqtt"]})
+    yield proc.start()
+    proc.stop()
+    assert_clean_log(proc.output())
+
+
+def handshake_answer(server: ServerProcess, path: str) -> bytes:
+    sock = raw_socket(server.port, attacker_address())
+    try:
+        sock.sendall(handshake(path, server.port))
+        sock.settimeout(5)
+        return sock.recv(4096)
+    finally:
+        sock.close()
+
+
+def test_every_websocket_path_carries_mqtt_by_default(server):
+    # mqant's gate takes any path: its robots connect with none, its docs name /mqant.
+    for path in ("/", "/mqant", "/mqtt", "/any/where?x=1"):
+        assert handshake_answer(server, path).startswith(b"HTTP/1.1 101 "), path
+
+
+def test_a_websocket_handshake_on_a_path_not_listed_is_refused_cleanly(paths_server):
+    server = paths_server
     log_start = len(server.output())
     for path in ("/", "/nope", "/mqtt/more", "/mqttx?x=1"):
-        sock = raw_socket(server.port, attacker_address())
-        try:
-            sock.sendall(handshake(path, server.port))
-            sock.settimeout(5)
-            assert sock.recv(4096).startswith(b"HTTP/1.1 403 "), path
-        finally:
-            sock.close()
+        assert handshake_answer(server, path).startswith(b"HTTP/1.1 403 "), path
+    assert handshake_answer(server, "/mqtt").startswith(b"HTTP/1.1 101 ")
     time.sleep(1.5)  # daphne reports an application's exception within a second
     log = server.output()[log_start:]
     assert "Traceback" not in log, log
