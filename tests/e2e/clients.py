@@ -4,6 +4,7 @@ import itertools
 import json
 import queue
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -22,18 +23,24 @@ class ChatClient:
         source: str = "",
         keepalive: int = 30,
         credentials: tuple[str, str] | None = None,
+        path: str = "/mqtt",
+        client_id: str = "",
+        qos: int = 1,
+        msgids: Iterator[int] | None = None,
     ) -> None:
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.pending: list[tuple[str, bytes]] = []
-        self.msgids = itertools.count(1)
+        self.msgids = msgids if msgids is not None else itertools.count(1)
+        self.qos = qos  # of requests: mqant's web client sends QoS 1, its robots QoS 0
         self.closed = False
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
+            client_id=client_id,
             protocol=mqtt.MQTTv31 if mqtt31 else mqtt.MQTTv311,
             transport=transport,  # type: ignore[arg-type]
         )
         if transport == "websockets":
-            self.client.ws_set_options(path="/mqtt")
+            self.client.ws_set_options(path=path)
         self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, bytes(m.payload)))
         self.disconnects = 0  # the server closing on it (paho then reconnects by itself)
         self.client.on_disconnect = self._count_disconnect
@@ -57,7 +64,7 @@ class ChatClient:
         and return the envelope replied on that exact topic."""
         topic = f"{module_handler}/{next(self.msgids)}"
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.client.publish(topic, payload, qos=1)
+        self.client.publish(topic, payload, qos=self.qos)
         reply: dict[str, Any] = json.loads(self.wait_for(topic, timeout))
         return reply
 
