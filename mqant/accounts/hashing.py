@@ -140,21 +140,18 @@ def outdated(encoded: str) -> bool:
     return hasher.algorithm != get_hasher().algorithm or bool(hasher.must_update(encoded))
 
 
+async def arun(fn: Callable[..., T], *args: Any, address: str) -> T:
+    """``fn(*args)`` on the pool, in ``address``'s turn; raises Busy."""
+    result: T = await asyncio.wrap_future(pool().submit(address, fn, *args))
+    return result
+
+
 async def averify(password: str, encoded: str | None, *, address: str) -> bool:
     """Whether ``password`` matches the hash ``encoded`` (None: no user; False after a hash
     of the same cost), computed in ``address``'s turn; raises Busy."""
-    result: bool = await asyncio.wrap_future(pool().submit(address, _verify, password, encoded))
-    return result
+    return await arun(_verify, password, encoded, address=address)
 
 
 async def aencode(password: str, *, address: str) -> str:
     """A new hash of ``password`` (for a new account), in ``address``'s turn; raises Busy."""
-    result: str = await asyncio.wrap_future(pool().submit(address, make_password, password))
-    return result
-
-
-async def arun(fn: Callable[..., T], *args: Any, address: str) -> T:
-    """``fn(*args)`` on the pool, in ``address``'s turn: a password check by the project's
-    authentication backends (mqant.accounts.passwords); raises Busy."""
-    result: T = await asyncio.wrap_future(pool().submit(address, fn, *args))
-    return result
+    return await arun(make_password, password, address=address)
