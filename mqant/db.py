@@ -32,7 +32,16 @@ _waiting: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[asyncio.Futu
 def db(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """``fn`` (sync, using the ORM) as a coroutine function run in Channels' database thread;
     raises ServiceUnavailable ``database unavailable`` while the database is known down."""
-    run_in_thread = database_sync_to_async(fn)
+    run = guarded(database_sync_to_async(fn))
+    functools.update_wrapper(run, fn)
+    return run
+
+
+def guarded(run_in_thread: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """``run_in_thread``, a coroutine function whose ORM work runs in some thread (Channels'
+    database thread for ``db``; the hash pool for a password the project's backends check),
+    under the database's rules: ServiceUnavailable at once while it is known down, when a
+    refused or lost connection fails the work, and when an outage begins while it waits."""
 
     async def in_thread(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
@@ -42,7 +51,6 @@ def db(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
             raise DATABASE.error() from err
         return result
 
-    @functools.wraps(fn)
     async def run(*args: P.args, **kwargs: P.kwargs) -> R:
         if DATABASE.refusing:
             raise DATABASE.error()

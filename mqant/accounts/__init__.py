@@ -33,6 +33,7 @@ from mqant.accounts.errors import InvalidName, Refused, WrongCredentials
 from mqant.accounts.hashing import Busy
 from mqant.accounts.lockout import LockedOut
 from mqant.db import db as mqant_db
+from mqant.db import guarded
 
 if TYPE_CHECKING:  # the configured user model, as django-stubs resolves AUTH_USER_MODEL
     from django.contrib.auth.models import User
@@ -95,7 +96,9 @@ async def login(
             matches = await hashing.averify(password, encoded, address=ip)
             user = attempt.user if matches and attempt.user and attempt.user.is_active else None
         else:  # the project's own backends (LDAP, e-mail logins...) check the password
-            user = await hashing.arun(passwords.authenticate, username, password, address=ip)
+            # ORM work on the hash pool: under the database's rules, as mqant.db's is.
+            check = guarded(hashing.arun)
+            user = await check(passwords.authenticate, username, password, address=ip)
             if user is None and attempt.creates:
                 user = await db(_create)(username, await hashing.aencode(password, address=ip))
     except BaseException:

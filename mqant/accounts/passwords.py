@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_backends
 from django.contrib.auth.backends import ModelBackend
+from django.db import close_old_connections
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -39,11 +40,16 @@ def checks_model_passwords() -> bool:
 
 def authenticate(username: str, password: str) -> "User | None":
     """The active user the project's backends (all but the policy's own) accept, or None.
-    Blocking: runs on the hash pool."""
-    for backend in get_backends():
-        if _is_policy(backend):
-            continue
-        user = backend.authenticate(None, username=username, password=password)
-        if user is not None and getattr(user, "is_active", True):
-            return user
-    return None
+    Blocking: runs on the hash pool, whose threads, like Channels' database thread, close
+    their stale or broken connections before and after."""
+    close_old_connections()
+    try:
+        for backend in get_backends():
+            if _is_policy(backend):
+                continue
+            user = backend.authenticate(None, username=username, password=password)
+            if user is not None and getattr(user, "is_active", True):
+                return user
+        return None
+    finally:
+        close_old_connections()

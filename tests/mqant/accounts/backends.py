@@ -17,3 +17,13 @@ class EmailLogin(ModelBackend):
         if user is not None and user.check_password(password) and self.user_can_authenticate(user):
             return user
         return None
+
+
+class DatabaseDown(ModelBackend):
+    """A backend whose query finds the database refusing."""
+
+    def authenticate(self, request: Any, username: str | None = None,
+                     password: str | None = None, **kwargs: Any) -> Any:  # fmt: skip
+        from django.db import OperationalError
+
+        raise OperationalError("connection refused")

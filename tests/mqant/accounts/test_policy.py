@@ -238,3 +238,25 @@ def test_django_authenticate_reaches_the_projects_backend_through_the_policy(set
     user.save()
     request = RequestFactory().post("/admin/login/", REMOTE_ADDR="10.0.0.2")
     assert authenticate(request, username="bob@example.com", password=PASSWORD) == user
+
+
+def test_a_database_that_refuses_the_projects_backend_is_service_unavailable(settings, fast_hash):
+    """The backend's ORM work runs on the hash pool, under the same rules as mqant.db's: an
+    outage is ``database unavailable``, the attempt is not counted as a failure."""
+    from mqant import ServiceUnavailable
+    from mqant.dependencies import DATABASE
+
+    settings.AUTHENTICATION_BACKENDS = ["tests.mqant.accounts.backends.DatabaseDown"]
+    settings.LOGIN_LOCKOUT = {"USER_FAILURES": 1, "IP_FAILURES": 100}
+    user = make_user("carol")
+    user.email = "carol@example.com"
+    user.save()
+    try:
+        with pytest.raises(ServiceUnavailable, match=r"^database unavailable$"):
+            accounts.login_sync(username="carol@example.com", password=PASSWORD, ip="10.0.0.3")
+        assert DATABASE.down
+    finally:
+        DATABASE.forget()
+    settings.AUTHENTICATION_BACKENDS = [EMAIL_LOGIN]
+    # Not counted (one failure would lock the name out): with the database back, it succeeds.
+    assert accounts.login_sync(username="carol@example.com", password=PASSWORD, ip="10.0.0.3")
