@@ -14,7 +14,7 @@ from channels.layers import get_channel_layer
 from gate import process
 from mqant import dependencies, runtime
 from mqant.app import App
-from mqant.project import redis_channel_layer
+from mqant.project import redis_channel_layer, registry
 
 # The servers and module processes the suite starts serve with DEBUG off, as in production,
 # so they need a secret key (mqant.security refuses the public development key).
@@ -54,11 +54,9 @@ class RedisSpace:
         return redis_channel_layer(self.url, kind, self.prefix)
 
     def registry(self, **config: Any) -> dict[str, Any]:
-        """An MQANT["REGISTRY"] entry for RedisNodeRegistry."""
-        return {
-            "BACKEND": "mqant.redis.registry.RedisNodeRegistry",
-            "CONFIG": {"url": self.url, "prefix": self.prefix, **config},
-        }
+        """An MQANT["REGISTRY"] entry for RedisNodeRegistry, as projects make one."""
+        entry = registry(self.url, self.prefix)
+        return {**entry, "CONFIG": {**entry["CONFIG"], **config}}
 
     def env(self, kind: str) -> dict[str, str]:
         """The environment that puts a server or runmodules process in this space."""
