@@ -161,6 +161,7 @@ def _start_mqant(
     port = free_port()
     mqant = {
         "TCP_ADDR": f"127.0.0.1:{free_port()}",
+        "WS_ADDR": f"127.0.0.1:{free_port()}",
         "MESSAGE_RATE": 0,  # a closed loop is the load we measure, not the rate limit
         "MAX_CONNECTIONS": 20000,
         # Every load-tool connection comes from 127.0.0.1: no per-address limits.

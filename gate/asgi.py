@@ -14,8 +14,10 @@
 
 What it returns serves the project's HTTP (its views, the admin, its REST API) through
 mqant.asgi.BodyLimit, MQTT over WebSocket at ``/mqtt`` (gate.routing), and starts and stops
-with the server: the runtime (the modules, the gate's inbox and heartbeat), the MQTT/TCP
-listener on ``MQANT["TCP_ADDR"]``, and on SIGTERM the drain (gate.drain). Under daphne it also
+with the server: the runtime (the modules, the gate's inbox and heartbeat), the gate's own
+listeners (gate.listeners: MQTT over TCP on ``MQANT["TCP_ADDR"]``, MQTT over WebSocket on
+``MQANT["WS_ADDR"]``; a port that cannot be bound stops the server), and on SIGTERM the drain
+(gate.drain). Under daphne it also
 puts the limits of gate.daphne_guard on daphne's own sockets.
 """
 
@@ -24,7 +26,7 @@ from typing import Any
 
 from channels.routing import ProtocolTypeRouter
 
-from gate import daphne_guard, drain, process, routing, tcp
+from gate import daphne_guard, drain, listeners, process, routing
 from mqant.asgi import BodyLimit, Hook, MqantApplication
 
 __all__ = ["mqant_application"]
@@ -39,7 +41,7 @@ def mqant_application(
 ) -> MqantApplication:
     """The ASGI application: ``http`` (the project's, usually ``get_asgi_application()``) for
     HTTP; for WebSocket, the project's own ``websocket_urlpatterns`` (Channels routes, tried
-    first), then the gate's. ``on_startup`` hooks run after the gate's listener starts,
+    first), then the gate's. ``on_startup`` hooks run after the gate's listeners start,
     ``on_shutdown`` hooks after the gate has drained, before the modules stop."""
     daphne_guard.install()  # under daphne only; imported before daphne listens
     return MqantApplication(
@@ -51,6 +53,6 @@ def mqant_application(
         ),
         # The gate's parts of the runtime: its inbox and its heartbeat (gate/process.py).
         parts=process.parts,
-        on_startup=[tcp.start_listener, *on_startup],
+        on_startup=[listeners.start, *on_startup],
         on_shutdown=[drain.stop, *on_shutdown],
     )

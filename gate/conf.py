@@ -11,7 +11,10 @@ from django.core.exceptions import ImproperlyConfigured
 DEFAULTS: dict[str, Any] = {
     # "host:port" of the MQTT-over-TCP listener, started with the server; "" turns it off.
     "TCP_ADDR": "127.0.0.1:3563",
-    # PEM certificate and key: when both are set, the TCP listener speaks TLS.
+    # "host:port" of the gate's own MQTT-over-WebSocket listener (mqant's WSAddr), beside the
+    # ASGI server's WebSocket; "" turns it off.
+    "WS_ADDR": "127.0.0.1:3653",
+    # PEM certificate and key: when both are set, the gate's own listeners speak TLS.
     "TLS_CERT": "",
     "TLS_KEY": "",
     # Largest MQTT packet accepted, fixed header included (mqant: 65535). A larger one

@@ -14,28 +14,19 @@ from channels.exceptions import StopConsumer
 from gate import limits
 from gate.connection import MQTTConnection
 from gate.node import GATE_ID
+from gate.ws import (
+    GOING_AWAY,
+    NORMAL_CLOSURE,
+    TRY_AGAIN_LATER,
+    UNSUPPORTED_DATA,
+    choose_subprotocol,
+)
 from gate.wsbuffer import SocketBuffer
 
 logger = logging.getLogger(__name__)
 
-MQTT_SUBPROTOCOLS = ("mqtt", "mqttv3.1")
-
-# WebSocket close codes. A text frame gets 4003, mirroring 1003 in the application range.
-# A client the limits refuse gets 1013, "try again later" (IANA's registry), and every client
-# of a stopping server 1001, "going away": autobahn itself sends only 1000 and 3000-4999, so
-# under daphne gate.daphne_guard lets them through.
-NORMAL_CLOSURE = 1000
-GOING_AWAY = 1001
-TRY_AGAIN_LATER = 1013
-UNSUPPORTED_DATA = 4003
-
-
-def choose_subprotocol(offered: list[str]) -> str | None:
-    """The first MQTT subprotocol the client offered; else its first offer, as mqant does."""
-    for name in offered:
-        if name in MQTT_SUBPROTOCOLS:
-            return name
-    return offered[0] if offered else None
+# autobahn itself sends only the close codes 1000 and 3000-4999: under daphne,
+# gate.daphne_guard lets the others of gate.ws through (1001, 1013).
 
 
 class MQTTConsumer(AsyncConsumer):  # type: ignore[misc]

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Iterable
 
-from gate import daphne_guard, keeper, tcp
+from gate import daphne_guard, keeper, listeners
 from gate.connection import MQTTConnection, end_all
 from mqant import conf
 
@@ -48,10 +48,10 @@ async def stop() -> None:
 
 
 async def stop_accepting() -> None:
-    """No new socket (daphne's ports, the TCP listener) and no new MQTT connection."""
+    """No new socket (daphne's ports, the gate's own listeners) and no new MQTT connection."""
     MQTTConnection.stopping = True
     daphne_guard.stop_listening()
-    await tcp.stop_listeners()
+    await listeners.stop()
 
 
 async def close_all(deadline: float) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import signal
 import sys
 import threading
@@ -31,6 +32,15 @@ from mqant.security import refuse_insecure_start
 logger = logging.getLogger(__name__)
 
 Hook = Callable[[], Awaitable[Any]]
+
+# The exit status of a daphne process whose start was refused (uvicorn exits with 3).
+CANNOT_START_STATUS = 3
+
+
+class CannotStart(Exception):
+    """Raised by a startup hook when the process must not serve at all (a port it must listen
+    on is taken): the server stops, with this message. Any other failure of the start (Redis
+    down...) is logged, and the start tried again with the next connection."""
 
 
 class MqantApplication:
@@ -105,7 +115,7 @@ class MqantApplication:
     def _start_soon(self) -> None:
         loop = asyncio.get_event_loop()  # the reactor's, not running yet
         task = loop.create_task(self.startup())
-        task.add_done_callback(_log_failure)
+        task.add_done_callback(_daphne_started)
         _before_daphne_stops(self.shutdown)
         _take_signals(loop, self._stop_on_signal, _daphnes)
 
@@ -128,6 +138,11 @@ class MqantApplication:
             if message["type"] == "lifespan.startup":
                 try:
                     await self.startup()
+                except CannotStart as err:
+                    logger.critical("cannot start: %s", err)
+                    await self.shutdown()  # what did start (the runtime) stops
+                    await send({"type": "lifespan.startup.failed", "message": str(err)})
+                    return
                 except Exception as err:
                     await send({"type": "lifespan.startup.failed", "message": str(err)})
                     raise
@@ -184,9 +199,29 @@ async def _refuse_body(send: ASGISendCallable, limit: int) -> None:
     await send({"type": "http.response.body", "body": text, "more_body": False})
 
 
-def _log_failure(task: "asyncio.Task[None]") -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("startup failed", exc_info=task.exception())
+def _daphne_started(task: "asyncio.Task[None]") -> None:
+    """Log a failed start; stop daphne, with CANNOT_START_STATUS, if it must not serve."""
+    err = None if task.cancelled() else task.exception()
+    if isinstance(err, CannotStart):
+        logger.critical("cannot start: %s", err)
+        _exit_after_daphne(CANNOT_START_STATUS)
+    elif err is not None:
+        logger.error("startup failed", exc_info=err)
+
+
+def _exit_after_daphne(status: int) -> None:
+    """Stop daphne's reactor (its shutdown runs), then exit with ``status``: daphne's command
+    line always exits with 0."""
+    from twisted.internet import reactor
+
+    def leave() -> None:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+    reactor.addSystemEventTrigger("after", "shutdown", leave)  # type: ignore[arg-type]  # as below
+    _stop_reactor(reactor)
 
 
 def _before_daphne_stops(shutdown: Hook) -> None:

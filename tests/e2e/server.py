@@ -38,8 +38,9 @@ NO_ACCOUNT_BUDGETS = {"LOGIN_RATE_PER_ADDRESS": [0, 60], "REGISTER_RATE_PER_ADDR
 
 class ServerProcess:
     """``daphne mqantsite.asgi:application`` (or uvicorn) on 127.0.0.1, with its own SQLite
-    database and its own TCP port for MQTT over TCP. Production defaults (DEBUG off), but for
-    the per-address account budgets unless ``account_budgets``."""
+    database and its own ports for the gate's listeners (MQTT over TCP, over WebSocket).
+    Production defaults (DEBUG off), but for the per-address account budgets unless
+    ``account_budgets``."""
 
     def __init__(
         self,
@@ -54,9 +55,11 @@ class ServerProcess:
         self.server_args = server_args
         self.port = free_port()
         self.tcp_port = free_port()
+        self.ws_port = free_port()  # the gate's own WebSocket listener
         self.log_path = workdir / f"daphne-{self.port}.log"
         mqant_settings = {
             "TCP_ADDR": f"127.0.0.1:{self.tcp_port}",
+            "WS_ADDR": f"127.0.0.1:{self.ws_port}",
             **({} if account_budgets else NO_ACCOUNT_BUDGETS),
             **(mqant or {}),
         }
@@ -87,7 +90,11 @@ class ServerProcess:
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for_port(self.port, self.process)
-        wait_for_port(self.tcp_port, self.process)  # listening before any request came
+        # The gate's own listeners, listening before any request came (when they are on).
+        mqant_settings = json.loads(self.env["MQANT_SETTINGS"])
+        for port, setting in ((self.tcp_port, "TCP_ADDR"), (self.ws_port, "WS_ADDR")):
+            if mqant_settings.get(setting):
+                wait_for_port(port, self.process)
         return self
 
     def pid(self) -> int:

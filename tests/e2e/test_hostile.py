@@ -5,6 +5,7 @@ import contextlib
 import re
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -75,15 +76,25 @@ def bystander_still_served(bystander: ChatClient, server: ServerProcess) -> Iter
     assert server.alive()
 
 
-@pytest.fixture(params=["tcp", "websocket"])
+# How a raw client reaches the gate: over TCP, over daphne's WebSocket, over the gate's own
+# WebSocket listener (WS_ADDR).
+TRANSPORTS = ["tcp", "websocket", "ws-listener"]
+
+
+def raw_client(server: ServerProcess, transport: str, **options: Any) -> RawClient:
+    port = {"tcp": server.tcp_port, "websocket": server.port, "ws-listener": server.ws_port}
+    wire = "tcp" if transport == "tcp" else "websocket"
+    return RawClient(port[transport], transport=wire, **options)
+
+
+@pytest.fixture(params=TRANSPORTS)
 def open_raw(request: pytest.FixtureRequest, server: ServerProcess) -> Iterator[RawFactory]:
-    """Opens raw clients over one transport; each test runs over both."""
+    """Opens raw clients over one transport; each test runs over each."""
     transport = request.param
     opened: list[RawClient] = []
 
     def open_client(*, connect: bool = True, rcvbuf: int | None = None) -> RawClient:
-        port = server.tcp_port if transport == "tcp" else server.port
-        client = RawClient(port, connect=connect, rcvbuf=rcvbuf, transport=transport)
+        client = raw_client(server, transport, connect=connect, rcvbuf=rcvbuf)
         opened.append(client)
         return client
 
@@ -181,11 +192,11 @@ def test_flood_is_refused_then_closed(server, open_raw):
     assert logged(server, "it kept sending past its message rate")
 
 
-@pytest.mark.parametrize("transport", ["tcp", "websocket"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_client_that_stops_reading_is_closed(server, transport):
     speaker = ChatClient(server.tcp_port, transport="tcp")
-    port = server.tcp_port if transport == "tcp" else server.port
-    sleeper = RawClient(port, rcvbuf=4096, transport=transport)
+    sleeper = raw_client(server, transport, rcvbuf=4096)
+    network = "tcp" if transport == "tcp" else "websocket"
     try:
         assert (
             speaker.request("Login/HD_Login", {"userName": "speaker", "passWord": "pw-sp-k3y9"})[
@@ -205,9 +216,9 @@ def test_a_client_that_stops_reading_is_closed(server, transport):
         for _ in range(100):  # 6 MB towards a client that reads nothing
             said = speaker.request("Chat/HD_Say", {"roomName": "slow", "content": big}, timeout=5)
             assert said["Error"] in ("", "You haven't been in the room yet", "No room")
-            if slow_reader_closed(server, transport):
+            if slow_reader_closed(server, network):
                 break
-        assert slow_reader_closed(server, transport)
+        assert slow_reader_closed(server, network)
         assert sleeper.closed_within(10)
         # The sleeper left the room when it was closed; the speaker is still served.
         assert speaker.request("HelloWorld/HD_Say", {"say": "ok"})["Result"] == "you say : ok"

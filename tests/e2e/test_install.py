@@ -59,6 +59,7 @@ class Installed:
     env: dict[str, str]
     port: int
     tcp_port: int
+    ws_port: int  # the gate's own WebSocket listener
     log: Path
 
 
@@ -109,7 +110,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
             """
         )
     )
-    tcp_port = free_port()
+    tcp_port, ws_port = free_port(), free_port()
     settings = project / "mysite" / "settings.py"
     settings.write_text(
         settings.read_text()
@@ -121,6 +122,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
             INSTALLED_APPS += ["accounts"]
             AUTH_USER_MODEL = "accounts.User"
             MQANT["TCP_ADDR"] = "127.0.0.1:{tcp_port}"
+            MQANT["WS_ADDR"] = "127.0.0.1:{ws_port}"
             """
         )
     )
@@ -151,7 +153,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     try:
         wait_for_port(port, server)
         wait_for_port(tcp_port, server)
-        yield Installed(wheel, sdist, venv, project, env, port, tcp_port, log)
+        wait_for_port(ws_port, server)
+        yield Installed(wheel, sdist, venv, project, env, port, tcp_port, ws_port, log)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -201,12 +204,17 @@ def test_the_project_imports_the_installed_framework_only(installed: Installed) 
     run(*manage, "sweepsessions", cwd=installed.project, env=installed.env)
 
 
-@pytest.mark.parametrize("transport", ["websockets", "tcp"])
+@pytest.mark.parametrize("where", ["websockets", "tcp", "ws-listener"])
 def test_a_user_of_the_project_logs_in_at_connect_and_calls_the_module(
-    installed: Installed, transport: str
+    installed: Installed, where: str
 ) -> None:
-    port = installed.port if transport == "websockets" else installed.tcp_port
-    client = ChatClient(port, transport=transport, credentials=("ann", PASSWORD))
+    port = {
+        "websockets": installed.port,
+        "tcp": installed.tcp_port,
+        "ws-listener": installed.ws_port,
+    }
+    transport = "tcp" if where == "tcp" else "websockets"
+    client = ChatClient(port[where], transport=transport, credentials=("ann", PASSWORD))
     try:
         reply = client.request("Scores/HD_Add", {"points": 3})
         assert reply["Error"] == ""

@@ -4,7 +4,8 @@ From mqant's programs (its Python chat client, its Paho-JS page, its Go robots) 
 MQTT 3.1 (``MQIsdp``) with the fixed CONNECT credentials ``admin``/``password``, the client id
 ``111`` on every connection at once, requests at QoS 0 and 1 with a constant or a counting
 msgid, no SUBSCRIBE (pushes come anyway), keepalive 30 or 60, and WebSocket URLs with no
-path, with ``/mqant`` and with ``/mqtt``; then Login/HD_Login and the chat."""
+path, with ``/mqant`` and with ``/mqtt``, on the ASGI server's port and on the gate's own
+(mqant's WSAddr, 3653 in the default run); then Login/HD_Login and the chat."""
 
 import itertools
 from collections.abc import Iterator
@@ -32,9 +33,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def mqant_client(server: ServerProcess, where: str, **habits: object) -> ChatClient:
-    """A client as mqant's are written: ``where`` is "tcp" or a WebSocket path."""
-    transport, path = ("tcp", "/") if where == "tcp" else ("websockets", where)
-    port = server.tcp_port if transport == "tcp" else server.port
+    """A client as mqant's are written: ``where`` is "tcp", a WebSocket path on the ASGI
+    server's port, or "ws:" and a path on the gate's own WebSocket port."""
+    if where == "tcp":
+        transport, path, port = "tcp", "/", server.tcp_port
+    elif where.startswith("ws:"):
+        transport, path, port = "websockets", where.removeprefix("ws:"), server.ws_port
+    else:
+        transport, path, port = "websockets", where, server.port
     return ChatClient(
         port,
         transport=transport,
@@ -48,8 +54,13 @@ def mqant_client(server: ServerProcess, where: str, **habits: object) -> ChatCli
 
 @pytest.mark.parametrize(
     "places",
-    [("/", "/mqant", "tcp"), ("/mqtt", "/", "/mqant")],
-    ids=["no-path,mqant,tcp", "mqtt,no-path,mqant"],
+    [
+        ("/", "/mqant", "tcp"),
+        ("/mqtt", "/", "/mqant"),
+        ("ws:/", "ws:/mqant", "ws:/mqtt"),
+        ("ws:/mqant", "/mqtt", "tcp"),
+    ],
+    ids=["no-path,mqant,tcp", "mqtt,no-path,mqant", "own:no-path,mqant,mqtt", "own,asgi,tcp"],
 )
 def test_three_of_mqants_clients_log_in_and_chat(server, places):
     n = next(_rounds)
@@ -83,8 +94,8 @@ def test_many_reconnects_with_fixed_credentials_lock_no_account_out(server):
     admin = first.request("Login/HD_Login", {"userName": "admin", "passWord": PASSWORD})
     assert admin["Error"] == ""
     first.close()
-    for _ in range(8):
-        client = mqant_client(server, "tcp")
+    for where in ["tcp", "ws:/"] * 4:
+        client = mqant_client(server, where)
         assert client.request("HelloWorld/HD_Say", {"say": "x"})["Error"] == ""
         client.close()
     again = mqant_client(server, "/mqant")
