@@ -36,14 +36,14 @@ BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 # (target, asgi server, transports measured through it)
 SERVERS: dict[str, list[tuple[str, str | None, tuple[str, ...]]]] = {
     "rr": [
-        ("mqant", "daphne", ("ws", "tcp")),
+        ("mqant", "daphne", ("ws", "tcp", "ws-listener")),
         ("mqant", "uvicorn", ("ws",)),
         ("textbook", "daphne", ("ws",)),
         ("textbook", "uvicorn", ("ws",)),
         ("mosquitto", None, ("tcp",)),
     ],
     "fanout": [
-        ("mqant", "daphne", ("ws", "tcp")),
+        ("mqant", "daphne", ("ws", "tcp", "ws-listener")),
         ("mqant", "uvicorn", ("ws",)),
         ("textbook", "daphne", ("ws",)),
         ("textbook", "uvicorn", ("ws",)),
@@ -52,6 +52,7 @@ SERVERS: dict[str, list[tuple[str, str | None, tuple[str, ...]]]] = {
     "idle": [
         ("mqant", "daphne", ("ws",)),
         ("mqant", "daphne", ("tcp",)),
+        ("mqant", "daphne", ("ws-listener",)),
         ("mqant", "uvicorn", ("ws",)),
         ("textbook", "daphne", ("ws",)),
         ("textbook", "uvicorn", ("ws",)),

@@ -120,6 +120,7 @@ def targets(records: list[Record]) -> list[tuple[str, str, str]]:
                 f"{ours['alive']:,} alive; {a:.1f} KiB vs {b:.1f} KiB ({a / b:.2f}×)",
                 "yes" if ours["alive"] >= 10_000 and a <= b else "no",
             ))  # fmt: skip
+    rows += listener_targets(records)
     base = _find(records, scenario="rpc", transport="inprocess", clients=64)
     for layer in ("core", "pubsub"):
         redis = _find(records, scenario="rpc", transport=layer, clients=64)
@@ -132,6 +133,37 @@ def targets(records: list[Record]) -> list[tuple[str, str, str]]:
                 f"({ratio:.2f}×); p99 {redis['p99_ms']:.1f} ms",
                 "yes" if ratio >= 0.5 and redis["p99_ms"] < 10 else "no",
             ))  # fmt: skip
+    return rows
+
+
+# The gate's own WebSocket port is "close to" MQTT over TCP when it costs at most this much more.
+CLOSE_TO_TCP = 1.25
+IDLE_LISTENER_KIB = 20.0
+
+
+def listener_targets(records: list[Record]) -> list[tuple[str, str, str]]:
+    """The gate's own WebSocket port against MQTT over TCP, in the same daphne process."""
+    rows: list[tuple[str, str, str]] = []
+    for scenario, clients, unit in (("rr", 64, "msg"), ("fanout", 1000, "delivery")):
+        match = {"scenario": scenario, "target": "mqant", "asgi": "daphne", "clients": clients}
+        found = {t: _find(records, transport=t, **match) for t in ("ws-listener", "tcp", "ws")}
+        ours, tcp, ws = found["ws-listener"], found["tcp"], found["ws"]
+        if ours and tcp and ws:
+            a, b, c = ours["cpu_per_msg_us"], tcp["cpu_per_msg_us"], ws["cpu_per_msg_us"]
+            rows.append((
+                f"{scenario}, {clients:,}: server CPU per {unit} over the gate's own WebSocket "
+                f"port ≤ {CLOSE_TO_TCP}× TCP's",
+                f"{a:.1f} µs vs TCP {b:.1f} µs ({a / b:.2f}×); daphne's WebSocket {c:.1f} µs",
+                "yes" if a <= CLOSE_TO_TCP * b else "no",
+            ))  # fmt: skip
+    ours = _find(records, scenario="idle", target="mqant", transport="ws-listener")
+    if ours:
+        a = ours["rss_per_conn_kb"]
+        rows.append((
+            f"idle, the gate's own WebSocket port: RSS per connection ≤ {IDLE_LISTENER_KIB:g} KiB",
+            f"{ours['alive']:,} alive of {ours['clients']:,}; {a:.1f} KiB",
+            "yes" if a <= IDLE_LISTENER_KIB and ours["alive"] == ours["clients"] else "no",
+        ))  # fmt: skip
     return rows
 
 

@@ -36,7 +36,7 @@ class Endpoint:
 
     target: str  # "mqant", "textbook" or "mosquitto"
     asgi: str | None  # "daphne", "uvicorn", None for mosquitto
-    transport: str  # "ws" or "tcp"
+    transport: str  # "ws" (the ASGI server's), "tcp" or "ws-listener" (the gate's own port)
     port: int
     pid: int
     host: str = "127.0.0.1"
@@ -48,7 +48,7 @@ class Endpoint:
 
     async def open(self, on_publish: Callable[[str, bytes], None] | None = None) -> MQTTClient:
         return await MQTTClient.open(
-            self.host, self.port, websocket=self.transport == "ws", on_publish=on_publish
+            self.host, self.port, websocket=self.transport != "tcp", on_publish=on_publish
         )
 
 

@@ -1,7 +1,7 @@
 """Start and stop the servers the benchmark measures, each on free loopback ports of its own.
 
     with start_server("mqant", "uvicorn") as server:
-        ...  # server.ws_url, server.tcp_addr; cpu_seconds(server.pid), rss_bytes(server.pid)
+        ...  # server.endpoint("ws" | "tcp" | "ws-listener"); cpu_seconds(server.pid)...
 
 (cpu_seconds and rss_bytes live in bench.proc and are imported here for convenience.)
 
@@ -48,6 +48,7 @@ class Server:
     asgi: str | None
     ws_port: int | None  # the ASGI server's port (None for mosquitto)
     tcp_addr: tuple[str, int] | None
+    listener_addr: tuple[str, int] | None  # the gate's own WebSocket listener (mqant only)
     pid: int
     log_path: Path
     process: subprocess.Popen[bytes] = field(repr=False)
@@ -58,8 +59,14 @@ class Server:
         return None if self.ws_port is None else f"ws://127.0.0.1:{self.ws_port}/mqtt"
 
     def endpoint(self, transport: str) -> Endpoint:
-        """How the load tool reaches this server over ``transport`` ("ws" or "tcp")."""
-        port = self.ws_port if transport == "ws" else self.tcp_addr and self.tcp_addr[1]
+        """How the load tool reaches this server over ``transport``: "ws" (the ASGI server's
+        WebSocket), "tcp" or "ws-listener" (the gate's own WebSocket port)."""
+        ports = {
+            "ws": self.ws_port,
+            "tcp": self.tcp_addr and self.tcp_addr[1],
+            "ws-listener": self.listener_addr and self.listener_addr[1],
+        }
+        port = ports.get(transport)
         if port is None:
             raise ValueError(f"{self.name} has no {transport} endpoint")
         return Endpoint(self.target, self.asgi, transport, port, self.pid)
@@ -194,7 +201,8 @@ def _start_mqant(
     command = _asgi_command(asgi, "mqantsite.asgi:application", port)
     log_path = logs / f"mqant-{asgi}-{port}.log"
     tcp_addr = _parse_addr(str(mqant["TCP_ADDR"]))
-    return _spawn(f"mqant/{asgi}", command, env, scratch, log_path, asgi, port, tcp_addr)
+    listener = _parse_addr(str(mqant["WS_ADDR"]))
+    return _spawn(f"mqant/{asgi}", command, env, scratch, log_path, asgi, port, tcp_addr, listener)
 
 
 def _start_textbook(asgi: str, env: dict[str, str], scratch: Path, logs: Path) -> Server:
@@ -240,6 +248,7 @@ def _spawn(
     asgi: str | None,
     port: int | None,
     tcp_addr: tuple[str, int] | None,
+    listener_addr: tuple[str, int] | None = None,
 ) -> Server:
     with log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
         # A command line built here from fixed parts and our own port numbers.
@@ -250,13 +259,14 @@ def _spawn(
         asgi=asgi,
         ws_port=port,
         tcp_addr=tcp_addr,
+        listener_addr=listener_addr,
         pid=process.pid,
         log_path=log_path,
         process=process,
         scratch=scratch,
     )
     addresses = [("127.0.0.1", port)] if port is not None else []
-    addresses += [tcp_addr] if tcp_addr is not None else []
+    addresses += [a for a in (tcp_addr, listener_addr) if a is not None]
     deadline = time.monotonic() + START_TIMEOUT
     try:
         for address in addresses:
@@ -284,7 +294,7 @@ def _wait_for_port(server: Server, address: tuple[str, int], deadline: float) ->
 
 
 def _parse_addr(addr: str) -> tuple[str, int] | None:
-    """MQANT's ``"host:port"`` TCP_ADDR as (host, port); None when the listener is off."""
+    """MQANT's ``"host:port"`` TCP_ADDR or WS_ADDR as (host, port); None when it is off."""
     if not addr:
         return None
     host, _, port = addr.rpartition(":")

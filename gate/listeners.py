@@ -16,12 +16,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gate import conf, tcp, wsserver
+from gate.sockets import Socket
 from mqant import config as mqant_config
 from mqant.asgi import CannotStart
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Handler = Callable[[Socket], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,9 @@ async def _listen(kind: str, addr: str, handler: Handler, context: ssl.SSLContex
     name, scheme, setting, key = KINDS[kind]
     try:
         host, port = parse_addr(addr)
-        server = await asyncio.start_server(
-            handler,
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: Socket(handler),
             host,
             port,
             ssl=context,

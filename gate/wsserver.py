@@ -23,7 +23,6 @@ answers a ping with an unmasked pong, which RFC 6455 calls a protocol error).
 
 import asyncio
 import logging
-import ssl
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +36,7 @@ from gate import conf
 from gate.connection import MQTTConnection
 from gate.limits import ConnectionSlot, TokenBucket
 from gate.node import GATE_ID
+from gate.sockets import Socket
 from gate.ws import (
     GOING_AWAY,
     NORMAL_CLOSURE,
@@ -48,7 +48,6 @@ from gate.ws import (
 
 logger = logging.getLogger(__name__)
 
-READ_SIZE = 65536
 # The largest WebSocket message, in bytes: daphne's default (and uvicorn's as the tests run it).
 # A frame is handed on once it is whole, so this bounds what one socket buffers.
 MAX_MESSAGE_SIZE = 1024 * 1024
@@ -71,11 +70,11 @@ class WebSocket:
     MQTTConnection once the handshake is done. Writes never wait: the bytes a client has not
     read yet are counted in the socket's buffer."""
 
+    __slots__ = ("_closing", "_pings", "protocol", "socket")
     may_block = False
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, socket: Socket) -> None:
+        self.socket = socket
         self.protocol: Protocol = ServerProtocol(
             select_subprotocol=_select_subprotocol, max_size=MAX_MESSAGE_SIZE
         )
@@ -109,7 +108,7 @@ class WebSocket:
         """The events of the handshake request: the request, then any frames behind it."""
         received = 0
         while True:
-            data = await self.reader.read(READ_SIZE)
+            data = await self.socket.read()
             if not data:
                 raise Refused("closed before its handshake")
             received += len(data)
@@ -127,19 +126,18 @@ class WebSocket:
         """Hand the client's frames to its connection, at most READ_RATE bytes a second after
         a READ_BURST, until either side closes; a lost socket ends it with a line at INFO."""
         budget = TokenBucket(float(conf.get("READ_RATE")), int(conf.get("READ_BURST")))
-        try:
-            await self._received(connection, frames)
-            while self.protocol.state is not State.CLOSED and not self.writer.is_closing():
-                data = await self.reader.read(READ_SIZE)
-                if not data:
-                    self.protocol.receive_eof()
-                    break
-                self.protocol.receive_data(data)
-                await self._received(connection, self.protocol.events_received())
-                if wait := budget.spend(len(data)):  # backpressure, as gate.tcp
-                    await asyncio.sleep(wait)
-        except (ConnectionError, ssl.SSLError, TimeoutError) as err:
-            logger.info("%r: connection lost: %s", connection, err)
+        await self._received(connection, frames)
+        while self.protocol.state is not State.CLOSED and not self.socket.is_closing():
+            data = await self.socket.read()
+            if not data:
+                self.protocol.receive_eof()
+                break
+            self.protocol.receive_data(data)
+            await self._received(connection, self.protocol.events_received())
+            if wait := budget.spend(len(data)):  # backpressure, as gate.tcp
+                await asyncio.sleep(wait)
+        if self.socket.error is not None:
+            logger.info("%r: connection lost: %s", connection, self.socket.error)
 
     async def _received(self, connection: MQTTConnection, events: Sequence[object]) -> None:
         for frame in events:
@@ -173,13 +171,13 @@ class WebSocket:
             self.flush()
 
     def pending_bytes(self) -> int:
-        return self.writer.transport.get_write_buffer_size()
+        return self.socket.pending_bytes()
 
     async def close(self) -> None:
         self._send_close(GOING_AWAY if MQTTConnection.stopping else NORMAL_CLOSURE)
 
     def abort(self) -> None:
-        self.writer.transport.abort()
+        self.socket.abort()
 
     # Internals
 
@@ -187,9 +185,9 @@ class WebSocket:
         """Write what the protocol has to send; its end of stream closes the socket."""
         for data in self.protocol.data_to_send():
             if data:
-                self.writer.write(data)
+                self.socket.write(data)
             else:  # after the close handshake, or on a failure: the server closes first
-                self.writer.close()
+                self.socket.close()
 
     def _send_close(self, code: int) -> None:
         """Start the close handshake; the socket is dropped if the client does not answer
@@ -197,7 +195,7 @@ class WebSocket:
         if self.protocol.state is State.OPEN:
             self.protocol.send_close(code)
             self.flush()
-        if self._closing is None and not self.writer.is_closing():
+        if self._closing is None and not self.socket.is_closing():
             self._closing = asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self.abort)
 
     def _answer(self, server: ServerProtocol, response: Response) -> None:
@@ -207,39 +205,36 @@ class WebSocket:
     def stop(self) -> None:
         if self._closing is not None:
             self._closing.cancel()
-        self.writer.close()
+        self.socket.close()
 
 
 def _select_subprotocol(protocol: ServerProtocol, offered: Any) -> Any:
     return choose_subprotocol(list(offered))
 
 
-async def serve_client(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, handshake_timeout: float
-) -> None:
+async def serve_client(socket: Socket, *, handshake_timeout: float) -> None:
     """Run one client socket until either side closes it. A socket the limits refuse
     (gate.limits.ConnectionSlot) is closed at once; one whose handshake has not arrived
     within ``handshake_timeout`` seconds too."""
-    peer = writer.get_extra_info("peername") or ("", 0)
-    ip = str(peer[0])
+    ip = socket.peer()
     slot = ConnectionSlot.take(ip)
     if slot is None:
-        writer.transport.abort()
+        socket.abort()
         return
-    socket = WebSocket(reader, writer)
+    websocket = WebSocket(socket)
     try:
         try:
-            frames = await socket.handshake(handshake_timeout)
-        except (Refused, TimeoutError, ConnectionError, ssl.SSLError) as err:
+            frames = await websocket.handshake(handshake_timeout)
+        except (Refused, TimeoutError) as err:
             logger.debug("WebSocket handshake from %s refused: %s", ip, err or "too slow")
             return
         connection = await MQTTConnection.open(
-            socket, ip=ip, network="websocket", server_id=GATE_ID
+            websocket, ip=ip, network="websocket", server_id=GATE_ID
         )
         try:
-            await socket.feed(connection, frames)
+            await websocket.feed(connection, frames)
         finally:
             await connection.connection_lost()
     finally:
-        socket.stop()
+        websocket.stop()
         slot.release()

@@ -213,10 +213,12 @@ def _check_topic_count(count: int, max_topics: int, name: str) -> None:
         raise ProtocolError(f"Expected at most {max_topics} topic filters in {name}, got more")
 
 
-def with_topic_limit(decoders: dict[int, BodyDecoder], max_topics: int) -> dict[int, BodyDecoder]:
-    """``decoders`` whose SUBSCRIBE and UNSUBSCRIBE take at most ``max_topics`` filters."""
+@functools.lru_cache(maxsize=16)
+def with_topic_limit(max_topics: int) -> dict[int, BodyDecoder]:
+    """BODY_DECODERS, but SUBSCRIBE and UNSUBSCRIBE take at most ``max_topics`` filters. One
+    dict per limit, shared by every decoder (read only): a connection holds none of its own."""
     return {
-        **decoders,
+        **BODY_DECODERS,
         w.SUBSCRIBE: functools.partial(_subscribe, max_topics=max_topics),
         w.UNSUBSCRIBE: functools.partial(_unsubscribe, max_topics=max_topics),
     }

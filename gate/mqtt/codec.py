@@ -74,9 +74,7 @@ class Decoder:
         self._buf = bytearray()
         self._pos = 0  # start of the first unconsumed byte in _buf
         self._max = max_packet_size
-        self._decoders = (
-            BODY_DECODERS if max_topics is None else with_topic_limit(BODY_DECODERS, max_topics)
-        )
+        self._decoders = BODY_DECODERS if max_topics is None else with_topic_limit(max_topics)
 
     def receive_data(self, data: bytes) -> None:
         """Buffer ``data``; nothing is decoded until :meth:`next_packet` is called."""

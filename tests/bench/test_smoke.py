@@ -29,6 +29,8 @@ def test_quick_run_measures_every_scenario(tmp_path, redis_space):
     results = json.loads((out / "results.json").read_text())
     records = results["records"]
     seen = {(r["scenario"], r["target"]) for r in records}
+    listener = {r["scenario"] for r in records if r["transport"] == "ws-listener"}
+    assert listener == {"rr", "fanout", "idle"}
     for scenario in ("rr", "fanout", "idle"):
         for target in ("mqant", "textbook", "mosquitto"):
             assert (scenario, target) in seen
@@ -47,5 +49,6 @@ def test_quick_run_measures_every_scenario(tmp_path, redis_space):
     report = (out / "results.md").read_text()
     assert "### Targets" in report
     assert "| mqant/daphne ws |" in report
+    assert "| mqant/daphne ws-listener |" in report  # the gate's own WebSocket port
     for name in ("rr-cpu_per_msg_us.png", "fanout-rate.png", "idle-rss_per_conn_kb.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG")
