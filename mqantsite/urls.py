@@ -4,7 +4,9 @@ in asgi.py."""
 from django.contrib import admin
 from django.urls import include, path
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.generic import RedirectView, TemplateView
+from django.views.generic import RedirectView
+
+from mqantsite.views import ChatPage
 
 # A request that fails because the database or Redis is down: 503, not a 500 page.
 handler500 = "mqant.http.server_error"
@@ -13,12 +15,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
     # The chat page is a template, not a static file: it sets the CSRF cookie its REST calls
-    # need, and names its assets through {% static %}.
-    path(
-        "mqant/index.html",
-        ensure_csrf_cookie(TemplateView.as_view(template_name="mqant/index.html")),
-        name="chat-page",
-    ),
+    # need, names its assets through {% static %} and the gate's own WebSocket port.
+    path("mqant/index.html", ensure_csrf_cookie(ChatPage.as_view()), name="chat-page"),
     path("mqant/", RedirectView.as_view(pattern_name="chat-page")),
     # The site's root leads to the chat page, where a newcomer expects something.
     path("", RedirectView.as_view(pattern_name="chat-page")),

@@ -11,6 +11,16 @@
   var $ = function (id) { return document.getElementById(id); };
   var config = document.body.dataset; // data-user (the session's user), data-api-*
   var MQTT_VERSION = /[?&]mqtt=3(&|$)/.test(location.search) ? 3 : 4;
+  // ?ws=listener: MQTT over the gate's own WebSocket listener (WS_ADDR, mqant's WSAddr, whose
+  // port the server puts in data-ws-port) on this page's host, rather than this page's port.
+  var WS = new URLSearchParams(location.search).get("ws");
+  var WS_PROBLEM = WS === null ? ""
+    : WS !== "listener" ? "Unknown ?ws=" + WS + ": leave it out, or use ?ws=listener."
+    : !config.wsPort ? "This server has no WebSocket listener of its own (WS_ADDR is off): " +
+      "open the page without ?ws=listener."
+    : location.hostname.charAt(0) === "[" ? "The page's CSP cannot name an IPv6 address: " +
+      "open it by a host name to use ?ws=listener."
+    : "";
   var STORE_KEY = "mqant.rooms."; // + the user name: the rooms this tab is in
   var KEEP = 200; // messages kept per room
 
@@ -219,6 +229,7 @@
     setStatus("connecting", "connecting…");
     mqant.init({
       mqttVersion: MQTT_VERSION,
+      port: WS === "listener" ? config.wsPort : undefined, // ws[s]://<this host>:<port>/mqtt
       onSuccess: logIn,
       onFailure: function () {
         if (!$("chat-view").hidden) return;
@@ -365,6 +376,7 @@
   function enter(kind) {
     var username = $("username").value.trim();
     var password = $("password").value;
+    if (WS_PROBLEM) return showLogin(WS_PROBLEM);
     if (!username || !password) return showLogin("Enter a user name and a password.");
     setBusy(true);
     post(config[kind], { username: username, password: password }).then(function (result) {
@@ -433,5 +445,5 @@
   // The browser's session may still be logged in (the page says who): only the password, kept
   // in no storage, is asked again.
   if (config.user && !$("username").value) $("username").value = config.user;
-  showLogin();
+  showLogin(WS_PROBLEM);
 })();

@@ -86,3 +86,60 @@ def test_the_site_root_leads_to_the_chat_page():
     response = Client().get("/")
     assert response.status_code == 302
     assert response["Location"] == "/mqant/index.html"
+
+
+def csp(html: str) -> dict[str, str]:
+    """The page's Content-Security-Policy, directive by directive."""
+    match = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
+    assert match, "the page has no CSP"
+    directives = (d.strip().split(" ", 1) for d in match.group(1).split(";") if d.strip())
+    return {d[0]: d[1] if len(d) > 1 else "" for d in directives}
+
+
+# The CSP as it was before the gate's own WebSocket port: only connect-src may widen.
+BASE_CSP = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "connect-src": "'self'",
+    "worker-src": "blob:",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+}
+
+
+def test_page_names_the_gates_websocket_port_and_its_csp_allows_it(settings):
+    settings.MQANT = {**settings.MQANT, "WS_ADDR": "127.0.0.1:4653"}
+    html = Client().get("/mqant/index.html", HTTP_HOST="localhost:8000").content.decode()
+    assert 'data-ws-port="4653"' in html
+    # The host the page was asked for (without its port), the listener's port; both schemes.
+    assert csp(html) == {
+        **BASE_CSP,
+        "connect-src": "'self' ws://localhost:4653 wss://localhost:4653",
+    }
+    html = Client().get("/mqant/index.html", HTTP_HOST="127.0.0.1").content.decode()
+    assert csp(html)["connect-src"] == "'self' ws://127.0.0.1:4653 wss://127.0.0.1:4653"
+    # An IPv6 address cannot be a CSP source: none (chat.js tells to use a host name).
+    html = Client().get("/mqant/index.html", HTTP_HOST="[::1]:8000").content.decode()
+    assert 'data-ws-port="4653"' in html
+    assert csp(html) == BASE_CSP
+    settings.MQANT = {**settings.MQANT, "WS_ADDR": ":4654"}  # every interface
+    html = Client().get("/mqant/index.html", HTTP_HOST="127.0.0.1:8000").content.decode()
+    assert 'data-ws-port="4654"' in html
+    assert csp(html)["connect-src"] == "'self' ws://127.0.0.1:4654 wss://127.0.0.1:4654"
+
+
+def test_page_without_the_gates_websocket_listener_keeps_its_csp(settings):
+    settings.MQANT = {**settings.MQANT, "WS_ADDR": ""}
+    html = Client().get("/mqant/index.html").content.decode()
+    assert 'data-ws-port=""' in html
+    assert csp(html) == BASE_CSP
+
+
+def test_page_refuses_a_host_outside_allowed_hosts(settings):
+    # The CSP's host is Django's validated one: a forged Host header gets no page at all.
+    settings.MQANT = {**settings.MQANT, "WS_ADDR": "127.0.0.1:4653"}
+    response = Client().get("/mqant/index.html", HTTP_HOST="evil.example:8000")
+    assert response.status_code == 400
