@@ -1,7 +1,8 @@
 """The chat page in a real browser: Debian's Chromium, headless, driven by Playwright, against a
 real daphne. Two pages (a desktop one over MQTT 3.1.1, a phone-sized one over MQTT 3.1) and a
 paho-mqtt client chat in one room; joins and leaves show live; the history shows after a
-reload; after the server restarts, both pages reconnect, log in and rejoin by themselves.
+reload; after the server restarts, both pages reconnect, log in and rejoin by themselves. A page
+on the gate's own WebSocket port (?ws=listener) chats with one on daphne's and a TCP client.
 Screenshots go to test-artifacts/."""
 
 import itertools
@@ -253,6 +254,106 @@ def test_two_pages_and_a_paho_client_chat_reload_and_reconnect(
 
     with capsys.disabled():
         print("\n" + "\n".join(report))
+
+
+def watch_websockets(page: Page) -> list[tuple[str, bytes]]:
+    """The URL of each WebSocket the page opens, with the first frame it sends (CONNECT)."""
+    sockets: list[tuple[str, bytes]] = []
+
+    def opened(ws: Any) -> None:
+        index = len(sockets)
+        sockets.append((ws.url, b""))
+
+        def sent(payload: str | bytes) -> None:
+            if not sockets[index][1]:
+                data = payload if isinstance(payload, bytes) else payload.encode()
+                sockets[index] = (ws.url, data)
+
+        ws.on("framesent", sent)
+
+    page.page.on("websocket", opened)
+    return sockets
+
+
+def test_a_page_on_the_gates_own_websocket_port_chats_with_daphnes_and_tcp(
+    server: ServerProcess, chromium: Any
+) -> None:
+    """?mqtt=3&ws=listener: MQTT 3.1 over the gate's own WebSocket listener (WS_ADDR), as mqant's
+    page connects to port 3653; with a page on daphne's /mqtt and paho over TCP, in one room."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=15_000)
+    n = f"{next(_runs)}{os.getpid() % 1000}"
+    ann, ben, cat, room = f"ann{n}", f"ben{n}", f"cat{n}", f"ports{n}"
+
+    a = Page(chromium, server.port, DESKTOP, query="?mqtt=3&ws=listener")
+    b = Page(chromium, server.port, DESKTOP)
+    a_sockets, b_sockets = watch_websockets(a), watch_websockets(b)
+    for page, name in ((a, ann), (b, ben)):
+        page.open()
+        page.enter(name, "#register")
+        page.join(room)
+    paho = ChatClient(server.tcp_port, transport="tcp")
+    try:
+        login = {"userName": cat, "passWord": "pw-k3y9-pass"}
+        assert paho.request("Login/HD_Login", login)["Error"] == ""
+        assert paho.request("Chat/HD_JoinChat", {"roomName": room})["Error"] == ""
+        for page in (a, b):
+            page.members().to_contain_text(cat)
+
+        a.say("from the gate's port")
+        b.sees(f"{ann}: from the gate's port")
+        assert paho.wait_json("Chat/OnChat")["msg"] == "from the gate's port"
+        b.say("from daphne's")
+        a.sees(f"{ben}: from daphne's")
+        assert paho.wait_json("Chat/OnChat")["msg"] == "from daphne's"
+        said = {"roomName": room, "content": "from tcp", "target": "*"}
+        assert paho.request("Chat/HD_Say", said)["Error"] == ""
+        a.sees(f"{cat}: from tcp")
+        b.sees(f"{cat}: from tcp")
+    finally:
+        paho.close()
+
+    # One WebSocket each (no reconnect), to the port its query asked for; page A's CONNECT
+    # names MQTT 3.1 ("MQIsdp", version 3), page B's 3.1.1 ("MQTT", version 4).
+    assert [url for url, _ in a_sockets] == [f"ws://127.0.0.1:{server.ws_port}/mqtt"]
+    assert [url for url, _ in b_sockets] == [f"ws://127.0.0.1:{server.port}/mqtt"]
+    assert b"\x00\x06MQIsdp\x03" in a_sockets[0][1], a_sockets
+    assert b"\x00\x04MQTT\x04" in b_sockets[0][1], b_sockets
+    a.screenshot("chat-ws-listener.png")
+    assert a.errors == [], a.errors  # CSP violations and script errors included
+    assert b.errors == [], b.errors
+    for page in (a, b):
+        page.context.close()
+
+
+def test_a_page_asking_for_a_websocket_listener_the_server_lacks_says_so(
+    server: ServerProcess, chromium: Any
+) -> None:
+    """With WS_ADDR off the page's data-ws-port is empty (tests/api/test_page.py): here the
+    page is served that way, and ?ws=listener shows why it cannot connect and opens nothing."""
+    from playwright.sync_api import expect
+
+    page = Page(chromium, server.port, DESKTOP, query="?ws=listener")
+    sockets = watch_websockets(page)
+
+    def without_listener(route: Any) -> None:
+        response = route.fetch()
+        html = response.text().replace(f'data-ws-port="{server.ws_port}"', 'data-ws-port=""')
+        route.fulfill(response=response, body=html)
+
+    page.page.route("**/mqant/index.html*", without_listener)
+    page.open()
+    error = page.page.locator("#login-error")
+    expect(error).to_contain_text("no WebSocket listener of its own", timeout=15_000)
+    page.page.fill("#username", f"nobody{os.getpid() % 1000}")
+    page.page.fill("#password", PASSWORD)
+    page.page.click("#login")
+    expect(error).to_contain_text("open the page without ?ws=listener")
+    expect(page.page.locator("#status")).to_have_text("offline")
+    assert sockets == []
+    assert page.errors == [], page.errors
+    page.context.close()
 
 
 MQANT_JS_CALLS = """async () => {
