@@ -311,6 +311,7 @@ def test_a_page_on_the_gates_own_websocket_port_chats_with_daphnes_and_tcp(
         assert paho.request("Chat/HD_Say", said)["Error"] == ""
         a.sees(f"{cat}: from tcp")
         b.sees(f"{cat}: from tcp")
+        a.screenshot("chat-ws-listener.png")  # the three of them in the room
     finally:
         paho.close()
 
@@ -320,7 +321,6 @@ def test_a_page_on_the_gates_own_websocket_port_chats_with_daphnes_and_tcp(
     assert [url for url, _ in b_sockets] == [f"ws://127.0.0.1:{server.port}/mqtt"]
     assert b"\x00\x06MQIsdp\x03" in a_sockets[0][1], a_sockets
     assert b"\x00\x04MQTT\x04" in b_sockets[0][1], b_sockets
-    a.screenshot("chat-ws-listener.png")
     assert a.errors == [], a.errors  # CSP violations and script errors included
     assert b.errors == [], b.errors
     for page in (a, b):
