@@ -47,7 +47,8 @@
     var host = prop.host || global.location.hostname;
     var port = prop.port || global.location.port;
     var path = prop.path || "/mqtt";
-    if (host.indexOf(":") >= 0) host = "[" + host + "]";
+    // An IPv6 address: location.hostname has its brackets already, prop.host may not.
+    if (host.indexOf(":") >= 0 && host.charAt(0) !== "[") host = "[" + host + "]";
     return (secure ? "wss://" : "ws://") + host + (port ? ":" + port : "") + path;
   }
 
