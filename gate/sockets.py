@@ -24,11 +24,12 @@ class Socket(asyncio.Protocol):
     with :meth:`read`. Writes never wait: the bytes the client has not read yet are counted in
     :meth:`pending_bytes`."""
 
-    __slots__ = ("_buffer", "_eof", "_serve", "_waiter", "error", "task", "transport")
+    __slots__ = ("_buffered", "_chunks", "_eof", "_serve", "_waiter", "error", "task", "transport")
 
     def __init__(self, serve: Serve) -> None:
         self._serve = serve
-        self._buffer = bytearray()
+        self._chunks: list[bytes] = []  # received, not read yet: joined by read(), no copy
+        self._buffered = 0
         self._eof = False
         self._waiter: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
@@ -52,8 +53,9 @@ class Socket(asyncio.Protocol):
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        if len(self._buffer) > HIGH_WATER and self.transport is not None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > HIGH_WATER and self.transport is not None:
             self.transport.pause_reading()
         self._wake()
 
@@ -72,14 +74,15 @@ class Socket(asyncio.Protocol):
     async def read(self) -> bytes:
         """The bytes received since the last read (waiting for some); b"" once the client
         has closed its side or the socket is gone."""
-        while not self._buffer and not self._eof:
+        while not self._chunks and not self._eof:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
-        data = bytes(self._buffer)
-        self._buffer.clear()
+        data = b"".join(self._chunks)  # one chunk (the usual case): that very object
+        self._chunks.clear()
+        self._buffered = 0
         if self.transport is not None and not self._eof:
             self.transport.resume_reading()
         return data
