@@ -11,6 +11,7 @@ the results also replace the generated part of docs/benchmarks.md.
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import os
@@ -75,22 +76,46 @@ class Plan:
 QUICK = Plan((1, 4), 1.0, (5,), 1.0, (50,), (1, 4), 1.0)
 
 
-@contextmanager
-def served(target: str, asgi: str | None) -> Iterator[Server]:
-    server = start_server(target, asgi or "daphne")
-    try:
-        yield server
-    finally:
-        server.stop()
+class Servers:
+    """Starts the servers a run measures: a fresh one for each use, or, for a quick run (which
+    checks the tool, not the figures), one per target and ASGI server, kept until the end."""
+
+    def __init__(self, *, reuse: bool) -> None:
+        self.reuse = reuse
+        self.kept: dict[tuple[str, str | None], Server] = {}
+
+    @contextmanager
+    def served(self, target: str, asgi: str | None) -> Iterator[Server]:
+        if self.reuse:
+            key = (target, asgi)
+            if key not in self.kept:
+                self.kept[key] = start_server(target, asgi or "daphne")
+            yield self.kept[key]
+            return
+        server = start_server(target, asgi or "daphne")
+        try:
+            yield server
+        finally:
+            server.stop()
+
+    def close(self) -> None:
+        """Stop the servers kept."""
+        while self.kept:
+            self.kept.popitem()[1].stop()
 
 
 def run_scenario(
-    name: str, plan: Plan, bar: Callable[[str], None], tick: Callable[[], None]
+    name: str,
+    plan: Plan,
+    servers: Servers,
+    bar: Callable[[str], None],
+    tick: Callable[[], None],
 ) -> list[dict[str, Any]]:
     records = []
+    served = servers.served
     for target, asgi, transports in SERVERS[name]:
         if name == "idle":
-            # A fresh server for each transport: RSS is measured from its start.
+            # A fresh server for each transport (but in a quick run): RSS grows from its start.
             with served(target, asgi) as server:
                 for endpoint in map(server.endpoint, transports):
                     for count in plan.idle_connections:
@@ -185,7 +210,11 @@ def main() -> None:
     print("command:", meta["command"], flush=True)
 
     records: list[dict[str, Any]] = []
-    with tqdm(total=steps(args.scenarios, plan), unit="run", dynamic_ncols=True) as progress:
+    servers = Servers(reuse=args.quick)
+    with (
+        tqdm(total=steps(args.scenarios, plan), unit="run", dynamic_ncols=True) as progress,
+        contextlib.closing(servers),
+    ):
         for name in args.scenarios:
             if name == "rpc":
                 progress.set_description("rpc")
@@ -193,7 +222,7 @@ def main() -> None:
                 progress.update()
             else:
                 records += run_scenario(
-                    name, plan, progress.set_description, lambda: progress.update()
+                    name, plan, servers, progress.set_description, lambda: progress.update()
                 )
     plots = [] if args.no_plots else report.plot(records, args.out)
     (args.out / "results.json").write_text(json.dumps({"meta": meta, "records": records}, indent=1))
