@@ -126,10 +126,17 @@ class Bystander:
         self.rounds: list[Timings] = []
 
     def check(self, transport: str = "websockets") -> Timings:
-        """One round; raises AssertionError when a step fails or passes its bound."""
-        port = self.server.port if transport == "websockets" else self.server.tcp_port
+        """One round over ``transport``: "websockets" (daphne's or uvicorn's port), "tcp", or
+        "ws-listener" (the gate's own WebSocket port); raises AssertionError when a step fails
+        or passes its bound."""
+        ports = {
+            "websockets": self.server.port,
+            "tcp": self.server.tcp_port,
+            "ws-listener": self.server.ws_port,
+        }
+        port, wire = ports[transport], "tcp" if transport == "tcp" else "websockets"
         n = next(_bystanders)
-        client = ChatClient(port, transport=transport, source=f"127.200.{n // 250}.{n % 250 + 1}")
+        client = ChatClient(port, transport=wire, source=f"127.200.{n // 250}.{n % 250 + 1}")
         try:
             timings = Timings()
             login = self._timed(

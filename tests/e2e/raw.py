@@ -36,16 +36,7 @@ class RawWebSocket:
             raise ConnectionError(head.decode(errors="replace"))
 
     def send(self, data: bytes) -> None:
-        mask = os.urandom(4)
-        n = len(data)
-        if n < 126:
-            header = struct.pack("!BB", 0x82, 0x80 | n)
-        elif n < 65536:
-            header = struct.pack("!BBH", 0x82, 0x80 | 126, n)
-        else:
-            header = struct.pack("!BBQ", 0x82, 0x80 | 127, n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-        self.sock.sendall(header + mask + masked)
+        self.sock.sendall(frame(data))
 
     def recv(self, timeout: float) -> bytes:
         """The next data frame's payload; b"" for a close frame or a closed socket."""
@@ -81,6 +72,25 @@ class RawWebSocket:
             return None
         self.buffer = buf[at + n :]
         return buf[0] & 0x0F, buf[at : at + n]
+
+
+def frame(data: bytes, opcode: int = 0x2, *, fin: bool = True, masked: bool = True) -> bytes:
+    """One client frame: binary by default, final, masked (as RFC 6455 wants of a client)."""
+    n = len(data)
+    first = opcode | (0x80 if fin else 0)
+    bit = 0x80 if masked else 0
+    if n < 126:
+        header = struct.pack("!BB", first, bit | n)
+    elif n < 65536:
+        header = struct.pack("!BBH", first, bit | 126, n)
+    else:
+        header = struct.pack("!BBQ", first, bit | 127, n)
+    if not masked:
+        return header + data
+    mask = os.urandom(4)
+    keystream = (mask * (n // 4 + 1))[:n]
+    payload = (int.from_bytes(data, "big") ^ int.from_bytes(keystream, "big")).to_bytes(n, "big")
+    return header + mask + payload
 
 
 class RawClient:

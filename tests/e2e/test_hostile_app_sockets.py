@@ -101,11 +101,15 @@ def tcp_attempt(server: ServerProcess, source: str) -> RawClient | None:
     return None
 
 
-def ws_attempt(server: ServerProcess, source: str) -> tuple[RawClient | None, int | None]:
-    """An MQTT connection over WebSocket from ``source``: (the client, None) once CONNACK
-    came, else (None, the close frame's code, or None when there was none)."""
+def ws_attempt(
+    server: ServerProcess, source: str, port: int | None = None
+) -> tuple[RawClient | None, int | None]:
+    """An MQTT connection over WebSocket from ``source`` (to daphne's port, or ``port``):
+    (the client, None) once CONNACK came, else (None, the close frame's code, or None when
+    there was none)."""
+    port = server.port if port is None else port
     try:  # a handshake refused with an HTTP status raises ConnectionError
-        client = RawClient(server.port, connect=False, transport="websocket", source=source)
+        client = RawClient(port, connect=False, transport="websocket", source=source)
     except OSError:
         return None, None
     try:
@@ -379,10 +383,12 @@ def paths_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
     assert_clean_log(proc.output())
 
 
-def handshake_answer(server: ServerProcess, path: str) -> bytes:
-    sock = raw_socket(server.port, attacker_address())
+def handshake_answer(server: ServerProcess, path: str, port: int | None = None) -> bytes:
+    """What a WebSocket handshake on ``path`` gets from daphne's port (or ``port``)."""
+    port = server.port if port is None else port
+    sock = raw_socket(port, attacker_address())
     try:
-        sock.sendall(handshake(path, server.port))
+        sock.sendall(handshake(path, port))
         sock.settimeout(5)
         return sock.recv(4096)
     finally:
