@@ -73,20 +73,26 @@ class ServerProcess:
         }
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "ServerProcess":
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput"],
-            cwd=ROOT, env=self.env, check=True, capture_output=True,
-        )  # fmt: skip
-        self.log = self.log_path.open("wb")
+    def command(self) -> list[str]:
+        """The server's command line."""
         command = [sys.executable, "-m", self.asgi_server, "mqantsite.asgi:application"]
         if self.asgi_server == "daphne":
             command += ["-b", "127.0.0.1", "-p", str(self.port)]
         else:
             command += ["--host", "127.0.0.1", "--port", str(self.port), "--ws-max-size", "1048576"]
-        command += self.server_args
+        return command + list(self.server_args)
+
+    def migrate(self) -> None:
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--noinput"],
+            cwd=ROOT, env=self.env, check=True, capture_output=True,
+        )  # fmt: skip
+
+    def start(self) -> "ServerProcess":
+        self.migrate()
+        self.log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            command,
+            self.command(),
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for_port(self.port, self.process)
@@ -96,6 +102,18 @@ class ServerProcess:
             if mqant_settings.get(setting):
                 wait_for_port(port, self.process)
         return self
+
+    def run_to_exit(self, timeout: float) -> tuple[int, str]:
+        """Run a server that must not start: its exit status and its output, once it has
+        exited; raises subprocess.TimeoutExpired (after killing it) if it runs past
+        ``timeout`` seconds."""
+        self.migrate()
+        done = subprocess.run(
+            self.command(),
+            cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            timeout=timeout,
+        )  # fmt: skip
+        return done.returncode, done.stdout.decode(errors="replace")
 
     def pid(self) -> int:
         assert self.process is not None
