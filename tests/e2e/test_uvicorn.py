@@ -1,6 +1,7 @@
-"""The same application under uvicorn: lifespan starts the modules and the TCP listener, and
-both transports chat."""
+"""The same application under uvicorn: lifespan starts the modules and the gate's listeners,
+and every transport chats (uvicorn's WebSocket, TCP, the gate's own WebSocket port)."""
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -26,38 +27,55 @@ def uvicorn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
     assert "Traceback" not in proc.output(), proc.output()
 
 
-def test_chat_under_uvicorn_over_both_transports(uvicorn_server):
+def test_chat_under_uvicorn_over_every_transport(uvicorn_server):
     ws = ChatClient(uvicorn_server.port)
     tcp = ChatClient(uvicorn_server.tcp_port, transport="tcp", mqtt31=True)
+    # The gate's own WebSocket port, as mqant's clients use it: MQTT 3.1, no path.
+    listener = ChatClient(uvicorn_server.ws_port, mqtt31=True, path="/")
+    clients = ((ws, "uv-ws"), (tcp, "uv-tcp"), (listener, "uv-gws"))
     try:
-        for client, name in ((ws, "uv-ws"), (tcp, "uv-tcp")):
+        for client, name in clients:
             login = client.request(
                 "Login/HD_Login", {"userName": name, "passWord": "pw-k3y9-" + name}
             )
-            assert login["Result"] == f"login success {name}"
+            assert login["Result"] == f"login success {name}", login
             assert client.request("Chat/HD_JoinChat", {"roomName": "uv"})["Error"] == ""
-        tcp.request("Chat/HD_Say", {"roomName": "uv", "content": "over tcp"})
-        assert ws.wait_json("Chat/OnChat")["msg"] == "over tcp"
+        for speaker, said in ((tcp, "over tcp"), (listener, "over the listener")):
+            speaker.request("Chat/HD_Say", {"roomName": "uv", "content": said})
+            heard = [client.wait_json("Chat/OnChat")["msg"] for client, _ in clients]
+            assert heard == [said] * 3  # the room, the speaker included
     finally:
-        ws.close()
-        tcp.close()
+        for client, _ in clients:
+            client.close()
 
 
-def test_a_websocket_client_that_stops_reading_is_closed(uvicorn_server):
+@pytest.mark.parametrize("port", ["port", "ws_port"])
+def test_a_websocket_client_that_stops_reading_is_closed(uvicorn_server, port):
     """uvicorn's send waits for the client: the connection queues, and closes past the limit,
-    while the speaker keeps being answered."""
+    while the speaker keeps being answered. The gate's own listener (ws_port) counts what its
+    socket holds unread, and closes past the same limit."""
+    n = port  # the users' names, apart per run
+    log_start = len(uvicorn_server.output())
+
+    def closed_for_it() -> bool:  # the sleeper: the speaker is over TCP
+        closing = r"websocket 127\.0\.0\.1>: closing, \d+ bytes wait for it to read"
+        return re.search(closing, uvicorn_server.output()[log_start:]) is not None
+
     speaker = ChatClient(uvicorn_server.tcp_port, transport="tcp")
-    sleeper = RawClient(uvicorn_server.port, rcvbuf=4096, transport="websocket")
+    sleeper = RawClient(getattr(uvicorn_server, port), rcvbuf=4096, transport="websocket")
     try:
-        speaker.request("Login/HD_Login", {"userName": "uv-speaker", "passWord": "pw-1-k3y9"})
-        sleeper.request("Login/HD_Login/1", {"userName": "uv-sleeper", "passWord": "pw-2-k3y9"})
-        sleeper.request("Chat/HD_JoinChat/2", {"roomName": "uv-slow"})
-        speaker.request("Chat/HD_JoinChat", {"roomName": "uv-slow"})
+        speaker.request("Login/HD_Login", {"userName": f"uv-speaker-{n}", "passWord": "pw-1-k3y9"})
+        sleeper.request(
+            "Login/HD_Login/1", {"userName": f"uv-sleeper-{n}", "passWord": "pw-2-k3y9"}
+        )
+        room = {"roomName": f"uv-slow-{n}"}
+        sleeper.request("Chat/HD_JoinChat/2", room)
+        speaker.request("Chat/HD_JoinChat", room)
         for _ in range(150):  # up to 9 MB: the kernel's socket buffers take the first megabytes
-            speaker.request("Chat/HD_Say", {"roomName": "uv-slow", "content": "x" * 60000})
-            if "bytes wait for it to read" in uvicorn_server.output():
+            speaker.request("Chat/HD_Say", {**room, "content": "x" * 60000})
+            if closed_for_it():
                 break
-        assert "websocket 127.0.0.1>: closing, " in uvicorn_server.output()
+        assert closed_for_it()
         assert sleeper.closed_within(10)
         assert speaker.request("HelloWorld/HD_Say", {"say": "ok"})["Result"] == "you say : ok"
     finally:
