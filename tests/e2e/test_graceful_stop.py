@@ -1,7 +1,7 @@
 """SIGTERM to a gate with calls in flight, under daphne and under uvicorn: the calls end and are
-answered, a call sent meanwhile is refused, WebSocket clients get a close frame with 1001
-(going away), TCP clients their replies before the close, and the process exits within
-SHUTDOWN_TIMEOUT."""
+answered, a call sent meanwhile is refused, WebSocket clients (of the server's port and of the
+gate's own) get a close frame with 1001 (going away), TCP clients their replies before the
+close, and the process exits within SHUTDOWN_TIMEOUT."""
 
 import json
 import signal
@@ -126,9 +126,11 @@ def daphne_server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 def test_sigterm_answers_the_calls_in_flight_then_closes(any_server):
     server = any_server
-    busy_ws = [WebSocketClient(server.port) for _ in range(4)]
+    # The server's WebSocket, then the gate's own WebSocket port.
+    busy_ws = [WebSocketClient(port) for port in (server.port,) * 4 + (server.ws_port,) * 2]
     busy_tcp = [RawClient(server.tcp_port) for _ in range(4)]
     late_ws, late_tcp = WebSocketClient(server.port), RawClient(server.tcp_port)
+    late_listener = WebSocketClient(server.ws_port)
     busy: list[WebSocketClient | RawClient] = [*busy_ws, *busy_tcp]
     # daphne's application checker (every second) forgets ServerProcess.start's port probes:
     # while one is known, daphne's own stop fails on it (KeyError) and cancels nothing.
@@ -144,17 +146,18 @@ def test_sigterm_answers_the_calls_in_flight_then_closes(any_server):
     if server.asgi_server == "daphne":  # uvicorn listens until the signal is handed on to it
         assert refuses_connections(server.port)
     assert refuses_connections(server.tcp_port)
-    for client in (late_ws, late_tcp):
+    assert refuses_connections(server.ws_port)
+    for client in (late_ws, late_tcp, late_listener):
         call(client, "HelloWorld/HD_Say/late", {"say": "too late"})
         assert reply(client, "HelloWorld/HD_Say/late")["Error"] == SHUTTING_DOWN
 
     replies = [reply(client, f"SessionProbe/HD_Sleep/{n}") for n, client in enumerate(busy)]
-    assert [r["Result"] for r in replies] == ["slept"] * 8, replies
-    assert [ws.close_code() for ws in (*busy_ws, late_ws)] == [1001] * 5
+    assert [r["Result"] for r in replies] == ["slept"] * 10, replies
+    assert [ws.close_code() for ws in (*busy_ws, late_ws, late_listener)] == [1001] * 8
     assert all(tcp.closed_within(5) for tcp in (*busy_tcp, late_tcp))
     server.process.wait(SHUTDOWN_TIMEOUT + 5)
     took = time.monotonic() - started
-    print(f"{server.asgi_server}: 8 calls answered; exit {took:.2f} s after SIGTERM")
+    print(f"{server.asgi_server}: 10 calls answered; exit {took:.2f} s after SIGTERM")
     assert took < SHUTDOWN_TIMEOUT + 1.0  # the interpreter's own exit included
     if server.asgi_server == "daphne":  # uvicorn raises the signal again once it stopped
         assert server.process.returncode == 0
@@ -166,14 +169,16 @@ def test_sigterm_answers_the_calls_in_flight_then_closes(any_server):
 def test_a_call_that_outlives_the_budget_is_answered_shutting_down(daphne_server):
     server = daphne_server
     ws, tcp = WebSocketClient(server.port), RawClient(server.tcp_port)
+    listener = WebSocketClient(server.ws_port)
     time.sleep(1.5)  # as above
-    for client in (ws, tcp):
+    for client in (ws, tcp, listener):
         call(client, "SessionProbe/HD_Sleep/long", {"seconds": 5})
     time.sleep(0.3)
     took = stopped_within(server, SHUTDOWN_TIMEOUT + 5)
-    for client in (ws, tcp):
+    for client in (ws, tcp, listener):
         assert reply(client, "SessionProbe/HD_Sleep/long")["Error"] == SHUTTING_DOWN
     assert ws.close_code() == 1001
+    assert listener.close_code() == 1001
     print(f"daphne: a 5 s call given up; exit {took:.2f} s after SIGTERM")
     assert took < SHUTDOWN_TIMEOUT + 1.0
     assert "Traceback" not in server.output(), server.output()
