@@ -137,10 +137,13 @@ def test_a_subscribe_of_thousands_of_filters_is_refused(server):
         raw.close()
 
 
-@pytest.mark.parametrize("transport", ["tcp", "websocket"])
+@pytest.mark.parametrize("transport", ["tcp", "websocket", "ws-listener"])
 def test_a_pingreq_flood_is_closed(server, transport):
-    port = server.tcp_port if transport == "tcp" else server.port
-    raw = RawClient(port, source=attacker_address(), transport=transport)
+    """Over TCP, daphne's WebSocket, and the gate's own WebSocket port (ws-listener)."""
+    port = {"tcp": server.tcp_port, "websocket": server.port, "ws-listener": server.ws_port}
+    wire = "tcp" if transport == "tcp" else "websocket"
+    source = attacker_address()
+    raw = RawClient(port[transport], source=source, transport=wire)
     try:
         pings = encode(PingReq()) * 2000
         deadline = time.monotonic() + 5
@@ -153,6 +156,8 @@ def test_a_pingreq_flood_is_closed(server, transport):
                 break
             closed = raw.closed_within(0.05)
         assert closed
+        # For its packets, not for anything its transport refused.
+        assert f"{source}>: closing, it sent control packets past their rate" in server.output()
     finally:
         raw.close()
 
