@@ -112,14 +112,10 @@ async def _listen(kind: str, addr: str, handler: Handler, context: ssl.SSLContex
     try:
         host, port = parse_addr(addr)
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: Socket(handler),
-            host,
-            port,
-            ssl=context,
-            # A TLS handshake comes before anything else; it gets CONNECT's deadline.
-            ssl_handshake_timeout=float(conf.get("CONNECT_TIMEOUT")) if context else None,
-        )
+        # A TLS handshake comes before anything else; it gets CONNECT's deadline. The socket
+        # runs it itself, once it holds its connection slot (gate.sockets).
+        tls = None if context is None else (context, float(conf.get("CONNECT_TIMEOUT")))
+        server = await loop.create_server(lambda: Socket(handler, tls), host, port)
     except (OSError, ValueError) as err:
         raise CannotStart(
             f"{name} cannot listen on {addr}: {err}. Set MQANT['{setting}'] (or the Gate "

@@ -1,13 +1,18 @@
 """The sockets of the gate's own listeners (gate.listeners): asyncio's streams, in fewer
-objects.
+objects, and TLS after the connection slot.
 
 An idle connection is what a gate holds most of. asyncio's StreamReader, StreamWriter and
 StreamReaderProtocol cost some 2 KiB per socket in three objects, two futures, a deque and
 a weak reference; a Socket is one object with slots, and the task that serves it.
+
+A listener with TLS accepts plain sockets, and the task that serves one runs its TLS handshake
+(``start_tls``) once it has taken the socket's connection slot: with asyncio's own TLS the
+handshake came first, and a socket that never finished it counted against no limit.
 """
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 
 logger = logging.getLogger(__name__)
@@ -15,8 +20,12 @@ logger = logging.getLogger(__name__)
 # Bytes buffered from the client before the socket stops reading (until they are read): as
 # asyncio's streams, twice their 64 KiB limit.
 HIGH_WATER = 128 * 1024
+# Bytes one read returns at most: what the read budgets (READ_RATE) meter, read by read.
+READ_SIZE = 64 * 1024
 
 Serve = Callable[["Socket"], Awaitable[None]]
+# The listener's TLS: its context, and the seconds a TLS handshake may take.
+TLS = tuple[ssl.SSLContext, float]
 
 
 class Socket(asyncio.Protocol):
@@ -24,10 +33,13 @@ class Socket(asyncio.Protocol):
     with :meth:`read`. Writes never wait: the bytes the client has not read yet are counted in
     :meth:`pending_bytes`."""
 
-    __slots__ = ("_buffered", "_chunks", "_eof", "_serve", "_waiter", "error", "task", "transport")
+    __slots__ = (
+        "_buffered", "_chunks", "_eof", "_serve", "_tls", "_waiter", "error", "task", "transport",
+    )  # fmt: skip
 
-    def __init__(self, serve: Serve) -> None:
+    def __init__(self, serve: Serve, tls: "TLS | None" = None) -> None:
         self._serve = serve
+        self._tls = tls
         self._chunks: list[bytes] = []  # received, not read yet: joined by read(), no copy
         self._buffered = 0
         self._eof = False
@@ -50,6 +62,8 @@ class Socket(asyncio.Protocol):
         if not isinstance(transport, asyncio.Transport):
             raise TypeError(f"Expected a stream transport, got {transport!r}")
         self.transport = transport
+        if self._tls is not None:  # no byte is read before the TLS protocol reads them
+            transport.pause_reading()
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     def data_received(self, data: bytes) -> None:
@@ -71,9 +85,23 @@ class Socket(asyncio.Protocol):
 
     # For the task that serves the socket
 
+    async def start_tls(self) -> None:
+        """Run the TLS handshake, if the listener has TLS: the socket speaks TLS from then on.
+        Raises TimeoutError past its deadline, ConnectionError or ssl.SSLError."""
+        if self._tls is None or self.transport is None:
+            return
+        context, timeout = self._tls
+        loop = asyncio.get_running_loop()
+        transport = await loop.start_tls(  # which resumes reading, through the TLS protocol
+            self.transport, self, context, server_side=True, ssl_handshake_timeout=timeout
+        )
+        if transport is None:
+            raise ConnectionError("the socket closed during its TLS handshake")
+        self.transport = transport
+
     async def read(self) -> bytes:
-        """The bytes received since the last read (waiting for some); b"" once the client
-        has closed its side or the socket is gone."""
+        """The bytes received since the last read, READ_SIZE at most (waiting for some); b""
+        once the client has closed its side or the socket is gone."""
         while not self._chunks and not self._eof:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
@@ -83,7 +111,11 @@ class Socket(asyncio.Protocol):
         data = b"".join(self._chunks)  # one chunk (the usual case): that very object
         self._chunks.clear()
         self._buffered = 0
-        if self.transport is not None and not self._eof:
+        if len(data) > READ_SIZE:
+            data, rest = data[:READ_SIZE], data[READ_SIZE:]
+            self._chunks.append(rest)
+            self._buffered = len(rest)
+        if self.transport is not None and not self._eof and self._buffered <= HIGH_WATER:
             self.transport.resume_reading()
         return data
 

@@ -41,10 +41,15 @@ async def serve_client(socket: Socket) -> None:
     (gate.limits.ConnectionSlot: the process's, or its address's) is closed at once."""
     ip = socket.peer()
     slot = ConnectionSlot.take(ip)
-    if slot is None:
+    if slot is None:  # before its TLS handshake, if any (gate.sockets)
         socket.abort()
         return
     try:
+        try:
+            await socket.start_tls()
+        except OSError as err:  # TimeoutError, ConnectionError, SSLError
+            logger.debug("TLS handshake from %s failed: %s", ip, err or "too slow")
+            return
         connection = await MQTTConnection.open(
             TCPTransport(socket), ip=ip, network="tcp", server_id=GATE_ID
         )

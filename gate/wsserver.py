@@ -4,9 +4,10 @@ whose connections are the same MQTTConnection as daphne's WebSocket and the TCP 
 The WebSocket protocol is the ``websockets`` package's sans-IO ``ServerProtocol`` (bytes in,
 events and bytes out); this module moves the bytes and applies the gate's limits:
 
-- a connection slot per socket, taken before anything is read (gate.limits.ConnectionSlot: the
-  process's MAX_CONNECTIONS, the address's MAX_CONNECTIONS_PER_ADDRESS and connect rate); a
-  socket refused is closed at once;
+- a connection slot per socket, taken before anything is read, the TLS handshake included
+  (gate.limits.ConnectionSlot: the process's MAX_CONNECTIONS, the address's
+  MAX_CONNECTIONS_PER_ADDRESS and connect rate); a socket refused is closed at once; a TLS
+  handshake must be done within CONNECT_TIMEOUT;
 - the handshake must arrive whole within HTTP_REQUEST_TIMEOUT (the ``Gate`` entry's
   ``HTTPTimeout`` where it says) and within MAX_HANDSHAKE_BYTES; a request that is not a
   WebSocket handshake gets websockets' short answer (426, 400...), one on a path WS_PATHS
@@ -141,6 +142,11 @@ class WebSocket:
 
     async def _received(self, connection: MQTTConnection, events: Sequence[object]) -> None:
         for frame in events:
+            if connection.closed:
+                # Closing already (refused, or closed by its MQTT side): what the client sends
+                # while it has not answered the close is not its connection's, and is not
+                # refused (and logged) again.
+                break
             if not isinstance(frame, Frame):
                 continue
             if frame.opcode in DATA_FRAMES:
@@ -182,12 +188,17 @@ class WebSocket:
     # Internals
 
     def flush(self) -> None:
-        """Write what the protocol has to send; its end of stream closes the socket."""
-        for data in self.protocol.data_to_send():
-            if data:
-                self.socket.write(data)
-            else:  # after the close handshake, or on a failure: the server closes first
-                self.socket.close()
+        """Write what the protocol has to send, in one write (a read of pings has as many
+        pongs); its end of stream closes the socket. Once the socket is closing (aborted, or
+        lost) nothing is written: a flood read before the close would be answered into a
+        closed socket, a write (and a warning of asyncio's) per frame."""
+        chunks = self.protocol.data_to_send()
+        if self.socket.is_closing():
+            return
+        if data := b"".join(chunks):
+            self.socket.write(data)
+        if b"" in chunks:  # after the close handshake, or on a failure: the server closes first
+            self.socket.close()
 
     def _send_close(self, code: int) -> None:
         """Start the close handshake; the socket is dropped if the client does not answer
@@ -213,9 +224,10 @@ def _select_subprotocol(protocol: ServerProtocol, offered: Any) -> Any:
 
 
 async def serve_client(socket: Socket, *, handshake_timeout: float) -> None:
-    """Run one client socket until either side closes it. A socket the limits refuse
-    (gate.limits.ConnectionSlot) is closed at once; one whose handshake has not arrived
-    within ``handshake_timeout`` seconds too."""
+    """Run one client socket until either side closes it. Its connection slot
+    (gate.limits.ConnectionSlot) is taken first, before anything is read: a socket the limits
+    refuse is closed at once, before its TLS handshake too (gate.sockets). Then the WebSocket
+    handshake must arrive within ``handshake_timeout`` seconds."""
     ip = socket.peer()
     slot = ConnectionSlot.take(ip)
     if slot is None:
@@ -224,8 +236,9 @@ async def serve_client(socket: Socket, *, handshake_timeout: float) -> None:
     websocket = WebSocket(socket)
     try:
         try:
+            await socket.start_tls()
             frames = await websocket.handshake(handshake_timeout)
-        except (Refused, TimeoutError) as err:
+        except (Refused, OSError) as err:  # OSError: TimeoutError, ConnectionError, SSLError
             logger.debug("WebSocket handshake from %s refused: %s", ip, err or "too slow")
             return
         connection = await MQTTConnection.open(
@@ -236,5 +249,5 @@ async def serve_client(socket: Socket, *, handshake_timeout: float) -> None:
         finally:
             await connection.connection_lost()
     finally:
-        websocket.stop()
         slot.release()
+        websocket.stop()

@@ -604,17 +604,20 @@ def test_a_tls_handshake_never_finished_is_closed_at_connect_timeout(tls_server)
     unharmed(server)
 
 
-def test_tls_handshakes_never_finished_are_capped_per_address(tls_server):
+@pytest.mark.parametrize("listener", ["ws", "tcp"])
+def test_tls_handshakes_never_finished_are_capped_per_address(tls_server, listener):
     """A socket holds its address's connection slot from its accept, before its TLS
     handshake: one address cannot hold more than 100 sockets by never finishing TLS (each
-    for CONNECT_TIMEOUT), and the deadline gives the slots back."""
+    for CONNECT_TIMEOUT), and the deadline gives the slots back. The same on the gate's
+    other listener, MQTT over TCP with TLS."""
     server, context = tls_server
+    port = server.ws_port if listener == "ws" else server.tcp_port
     source = attacker_address()
     sockets: list[socket.socket] = []
     try:
         start = time.monotonic()
         for _ in range(PER_ADDRESS + 50):
-            sockets.append(raw_socket(server.ws_port, source))
+            sockets.append(raw_socket(port, source))
         sent = time.monotonic()
         time.sleep(0.3)
         held = [still_open(sock) for sock in sockets]
@@ -629,9 +632,14 @@ def test_tls_handshakes_never_finished_are_capped_per_address(tls_server):
         for sock in sockets:
             sock.close()
     time.sleep(0.5)  # connect tokens come back
-    sock = context.wrap_socket(raw_socket(server.ws_port, source), server_hostname="127.0.0.1")
-    wss = RawWebSocket(sock, server.ws_port)
-    wss.send(connect_packet())
-    assert connack(wss.recv(5)), "the address connects again"
-    wss.sock.close()
+    sock = context.wrap_socket(raw_socket(port, source), server_hostname="127.0.0.1")
+    sock.settimeout(5)
+    if listener == "ws":
+        wss = RawWebSocket(sock, port)
+        wss.send(connect_packet())
+        assert connack(wss.recv(5)), "the address connects again"
+    else:
+        sock.sendall(connect_packet())
+        assert connack(sock.recv(4)), "the address connects again"
+    sock.close()
     unharmed(server)
