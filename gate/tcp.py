@@ -74,5 +74,6 @@ async def _feed(connection: MQTTConnection, socket: Socket) -> None:
         # reading, and the client's sends block in its kernel (backpressure).
         if wait := budget.spend(len(data)):
             await asyncio.sleep(wait)
-    if socket.error is not None:
+    # A reset once the connection closed is no loss.
+    if socket.error is not None and not connection.closed:
         logger.info("%r: connection lost: %s", connection, socket.error)

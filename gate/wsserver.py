@@ -137,7 +137,9 @@ class WebSocket:
             await self._received(connection, self.protocol.events_received())
             if wait := budget.spend(len(data)):  # backpressure, as gate.tcp
                 await asyncio.sleep(wait)
-        if self.socket.error is not None:
+        # A reset after the connection closed (a client that leaves at once after its
+        # DISCONNECT, before the close frame) is no loss.
+        if self.socket.error is not None and not connection.closed:
             logger.info("%r: connection lost: %s", connection, self.socket.error)
 
     async def _received(self, connection: MQTTConnection, events: Sequence[object]) -> None:
