@@ -420,9 +420,17 @@ def test_a_websocket_handshake_on_a_path_not_listed_is_refused_cleanly(paths_ser
 def test_a_tcp_client_past_read_rate_is_slowed_not_closed(server):
     client = tcp_attempt(server, attacker_address())
     assert client is not None
+    assert_slowed_not_closed(server, client)
+
+
+def assert_slowed_not_closed(
+    server: ServerProcess, client: RawClient, wire: Callable[[bytes], bytes] = bytes
+) -> None:
+    """32 messages of 60 KB sent at once (as ``wire`` frames each packet) are all answered,
+    but no sooner than READ_RATE allows after READ_BURST, and the client is not closed."""
     body = b'{"say": "' + b"x" * 60000 + b'"}'
     packets = [encode_publish(f"HelloWorld/HD_Say/{n}", body) for n in range(32)]
-    stream = b"".join(packets)
+    stream = b"".join(wire(packet) for packet in packets)
     wait_at_least = (len(stream) - READ_BURST) / READ_RATE  # 3.3 s
     sender = threading.Thread(target=client.sock.sendall, args=(stream,), daemon=True)
     replies: set[str] = set()

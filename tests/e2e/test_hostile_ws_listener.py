@@ -25,7 +25,7 @@ from websockets.exceptions import InvalidMessage
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Subprotocol
 
-from gate.mqtt import Connect, Publish, encode, encode_publish
+from gate.mqtt import Connect, encode, encode_publish
 from tests.e2e.attack import Bystander, attacker_address, unharmed
 from tests.e2e.raw import RawClient, RawWebSocket, frame
 from tests.e2e.server import ServerProcess
@@ -33,11 +33,10 @@ from tests.e2e.test_hostile_app_sockets import (
     CONNECT_BURST,
     CONNECT_RATE,
     PER_ADDRESS,
-    READ_BURST,
-    READ_RATE,
     REQUEST_TIMEOUT,
     TRY_AGAIN_LATER,
     assert_clean_log,
+    assert_slowed_not_closed,
     close_all,
     connack,
     connect_packet,
@@ -238,6 +237,22 @@ def test_connection_churn_on_the_listener_is_held_to_the_connect_budget(server):
 # (c) Half-open handshakes and slow loris
 
 
+def assert_capped_then_closed(sockets: list[socket.socket], start: float, deadline: float) -> None:
+    """Of ``sockets``, opened from one address since ``start`` and left waiting for a
+    handshake, the first PER_ADDRESS are held and the others closed at once; all are closed
+    ``deadline`` seconds after they opened."""
+    sent = time.monotonic()
+    time.sleep(0.3)
+    held = [still_open(sock) for sock in sockets]
+    assert sum(held) <= PER_ADDRESS, sum(held)
+    if sent - start < deadline / 2:  # else the first may have timed out already
+        assert all(held[:PER_ADDRESS]), "the first 100 wait for their handshake"
+        assert not any(held[PER_ADDRESS:]), "the others are closed at once"
+    while time.monotonic() < sent + deadline + 3 and any(map(still_open, sockets)):
+        time.sleep(0.1)
+    assert not any(map(still_open, sockets)), "closed at the deadline"
+
+
 def test_half_open_handshakes_are_capped_per_address_then_timed_out(server):
     """A socket takes its connection slot at accept: one address holds 100 half-open
     handshakes at most, and each is closed at the handshake deadline, its slot given back."""
@@ -251,16 +266,7 @@ def test_half_open_handshakes_are_capped_per_address_then_timed_out(server):
             sockets.append(sock)
             with contextlib.suppress(OSError):  # reset already: one of those refused
                 sock.sendall(half)
-        sent = time.monotonic()
-        time.sleep(0.3)
-        held = [still_open(sock) for sock in sockets]
-        assert sum(held) <= PER_ADDRESS, sum(held)
-        if sent - start < REQUEST_TIMEOUT / 2:  # else the first may have timed out already
-            assert all(held[:PER_ADDRESS]), "the first 100 wait for their handshake"
-            assert not any(held[PER_ADDRESS:]), "the others are closed at once"
-        while time.monotonic() < sent + REQUEST_TIMEOUT + 3 and any(map(still_open, sockets)):
-            time.sleep(0.1)
-        assert not any(map(still_open, sockets)), "closed at the handshake deadline"
+        assert_capped_then_closed(sockets, start, REQUEST_TIMEOUT)
     finally:
         for sock in sockets:
             sock.close()
@@ -464,28 +470,7 @@ def test_frames_refused_get_their_close_codes(server):
 def test_a_client_past_read_rate_is_slowed_not_closed(server):
     client = listener_attempt(server, attacker_address())
     assert client is not None
-    body = b'{"say": "' + b"x" * 60000 + b'"}'
-    packets = [encode_publish(f"HelloWorld/HD_Say/{n}", body) for n in range(32)]
-    stream = b"".join(frame(packet) for packet in packets)
-    wait_at_least = (len(stream) - READ_BURST) / READ_RATE  # 3.3 s
-    sender = threading.Thread(target=client.sock.sendall, args=(stream,), daemon=True)
-    replies: set[str] = set()
-    try:
-        start = time.monotonic()
-        client.sock.settimeout(20)
-        sender.start()
-        while len(replies) < len(packets) and time.monotonic() - start < 20:
-            packet = client.next_packet(timeout=20)
-            if isinstance(packet, Publish):
-                replies.add(packet.topic)
-        elapsed = time.monotonic() - start
-        assert len(replies) == len(packets), "every message answered"
-        assert elapsed >= 0.8 * wait_at_least, f"not slowed: {elapsed:.2f} s"
-        assert not client.closed_within(0.2)
-    finally:
-        client.close()
-        sender.join(timeout=5)
-    assert_unharmed(server)
+    assert_slowed_not_closed(server, client, frame)
 
 
 # (j) wss: the listener over TLS
@@ -618,16 +603,7 @@ def test_tls_handshakes_never_finished_are_capped_per_address(tls_server, listen
         start = time.monotonic()
         for _ in range(PER_ADDRESS + 50):
             sockets.append(raw_socket(port, source))
-        sent = time.monotonic()
-        time.sleep(0.3)
-        held = [still_open(sock) for sock in sockets]
-        assert sum(held) <= PER_ADDRESS, sum(held)
-        if sent - start < CONNECT_TIMEOUT / 2:  # else the first may have timed out already
-            assert all(held[:PER_ADDRESS]), "the first 100 wait for their TLS handshake"
-            assert not any(held[PER_ADDRESS:]), "the others are closed at once"
-        while time.monotonic() < sent + CONNECT_TIMEOUT + 3 and any(map(still_open, sockets)):
-            time.sleep(0.1)
-        assert not any(map(still_open, sockets)), "closed at the TLS deadline"
+        assert_capped_then_closed(sockets, start, CONNECT_TIMEOUT)
     finally:
         for sock in sockets:
             sock.close()
