@@ -347,7 +347,13 @@ def test_websocket_ping_floods_are_closed(server):
         assert client is not None, code
         flooders.append(client)
     mask = os.urandom(4)
-    pings = (struct.pack("!BB", 0x89, 0x80) + mask) * 2000  # empty, masked ping frames
+    flood_with(server, flooders, (struct.pack("!BB", 0x89, 0x80) + mask) * 2000)
+    assert_unharmed(server)
+
+
+def flood_with(server: ServerProcess, flooders: list[RawClient], pings: bytes) -> None:
+    """Each of ``flooders`` sends ``pings`` again and again from a thread of its own: the
+    server keeps serving a bystander meanwhile, and closes every flooder within 5 s."""
     stop = threading.Event()
 
     def flood(client: RawClient) -> None:
@@ -368,7 +374,6 @@ def test_websocket_ping_floods_are_closed(server):
         close_all(flooders)
         for thread in threads:
             thread.join(timeout=5)
-    assert_unharmed(server)
 
 
 # (f) Unknown paths

@@ -15,7 +15,6 @@ import re
 import socket
 import ssl
 import struct
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +39,7 @@ from tests.e2e.test_hostile_app_sockets import (
     close_all,
     connack,
     connect_packet,
+    flood_with,
     handshake,
     handshake_answer,
     next_frame,
@@ -335,28 +335,7 @@ def test_ping_floods_are_closed(server):
     source = attacker_address()
     flooders = [listener_attempt(server, source) for _ in range(3)]
     assert all(flooders)
-    pings = frame(b"", 0x9) * 2000  # empty, masked ping frames
-    stop = threading.Event()
-
-    def flood(client: RawClient) -> None:
-        with contextlib.suppress(OSError):
-            while not stop.is_set():
-                client.sock.sendall(pings)
-
-    threads = [threading.Thread(target=flood, args=(c,), daemon=True) for c in flooders]
-    try:
-        for thread in threads:
-            thread.start()
-        time.sleep(0.5)
-        assert_unharmed(server)  # while they flood (or have been closed)
-        for client in flooders:
-            assert client is not None
-            assert client.closed_within(5), "a flooder is still connected"
-    finally:
-        stop.set()
-        close_all([c for c in flooders if c is not None])
-        for thread in threads:
-            thread.join(timeout=5)
+    flood_with(server, [c for c in flooders if c is not None], frame(b"", 0x9) * 2000)
     time.sleep(CLOSE_TIMEOUT + 0.5)  # whatever their sockets still had to say is said
     assert logged_for(server, source, "it sent pings past WS_PING_RATE") == 3, "once each"
     # Nothing is written to their sockets once they are closed (asyncio warns of each write).
