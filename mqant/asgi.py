@@ -26,7 +26,7 @@ from typing import Any
 
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 
-from mqant import conf, runtime
+from mqant import conf, health, runtime
 from mqant.security import refuse_insecure_start
 
 logger = logging.getLogger(__name__)
@@ -69,8 +69,21 @@ class MqantApplication:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if health.answers(scope):
+            await health.respond(scope, send, self._not_ready())
+            return
         await self.startup()
         await self.inner(scope, receive, send)
+
+    def _not_ready(self) -> list[str]:
+        """Why this process is not ready (mqant.health); a start that failed is tried again
+        in the background, as the next connection would."""
+        task = self._started.get(asyncio.get_running_loop())
+        started = task is not None and task.done() and not task.cancelled() and not task.exception()
+        if not started and self._stopping is None and (task is None or task.done()):
+            retry = asyncio.ensure_future(self.startup())
+            retry.add_done_callback(_log_failure)
+        return health.not_ready(started=started, stopping=self._stopping is not None)
 
     async def startup(self) -> None:
         """Start the runtime (the modules, the parts), then run the startup hooks; once per
@@ -197,6 +210,11 @@ async def _refuse_body(send: ASGISendCallable, limit: int) -> None:
         {"type": "http.response.start", "status": 413, "headers": headers, "trailers": False}
     )
     await send({"type": "http.response.body", "body": text, "more_body": False})
+
+
+def _log_failure(task: "asyncio.Future[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("startup failed", exc_info=task.exception())
 
 
 def _daphne_started(task: "asyncio.Task[None]") -> None:

@@ -61,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_HASH_THREADS": 2,
     "PASSWORD_HASH_QUEUE": 32,
     "PASSWORD_HASH_QUEUE_PER_ADDRESS": 4,
+    # Answer /healthz and /readyz in the ASGI application, before Django (mqant.health).
+    "HEALTH_ENDPOINTS": True,
     # Bytes an HTTP request's body may hold (mqant.asgi.BodyLimit); a larger one is refused
     # (413) before Django spools it to disk.
     "MAX_HTTP_BODY": 4 * 1024 * 1024,

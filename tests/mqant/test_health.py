@@ -1,0 +1,98 @@
+"""/healthz and /readyz as MqantApplication answers them, in this process: before the inner
+application (which never sees them), not ready before the start, while a dependency is down
+and while stopping; a failed start is tried again by the probe."""
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from mqant import dependencies, runtime
+from mqant.asgi import MqantApplication
+
+
+class Inner:
+    """The project's application: counts what reaches it."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.calls += 1
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def get(application: MqantApplication, path: str) -> tuple[int, Any]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "path": path, "method": "GET", "headers": []}
+    await application(scope, receive, send)  # type: ignore[arg-type]  # plain dicts, as a server sends
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return sent[0]["status"], json.loads(body) if body else None
+
+
+@pytest.fixture
+async def application():
+    inner = Inner()
+    app = MqantApplication(inner)
+    yield app, inner
+    await app.shutdown()
+    dependencies.REDIS.forget()
+
+
+async def test_ready_once_started_and_the_inner_application_never_sees_the_probes(application):
+    app, inner = application
+    assert await get(app, "/healthz") == (200, {"alive": True})
+    await app.startup()
+    assert await get(app, "/readyz") == (200, {"ready": True})
+    assert inner.calls == 0
+    assert (await get(app, "/other"))[0] == 204  # everything else goes on to the project
+    assert inner.calls == 1
+
+
+async def test_not_ready_before_the_start_which_the_probe_starts(application):
+    app, _ = application
+    status, body = await get(app, "/readyz")
+    assert (status, body["reasons"]) == (503, ["not started"])
+    for _ in range(100):  # the probe started it in the background
+        if runtime.current() is not None and (await get(app, "/readyz"))[0] == 200:
+            break
+        await asyncio.sleep(0.02)
+    assert await get(app, "/readyz") == (200, {"ready": True})
+
+
+async def test_not_ready_while_a_dependency_is_down_then_ready_again(application):
+    app, _ = application
+    await app.startup()
+    dependencies.REDIS.failed(ConnectionError("refused"))
+    status, body = await get(app, "/readyz")
+    assert status == 503
+    assert body["reasons"][0].startswith("Redis unavailable for ")
+    assert await get(app, "/healthz") == (200, {"alive": True})
+    dependencies.REDIS.succeeded()
+    assert await get(app, "/readyz") == (200, {"ready": True})
+
+
+async def test_not_ready_while_stopping(application):
+    app, _ = application
+    await app.startup()
+    await app.shutdown()
+    status, body = await get(app, "/readyz")
+    assert status == 503
+    assert "stopping" in body["reasons"]
+
+
+async def test_the_paths_go_to_the_project_when_turned_off(application, settings):
+    settings.MQANT = {**settings.MQANT, "HEALTH_ENDPOINTS": False}
+    app, inner = application
+    await app.startup()
+    assert (await get(app, "/readyz"))[0] == 204
+    assert inner.calls == 1
