@@ -9,7 +9,9 @@ probe sees it every DATABASE_PROBE seconds, Redis as the registry's heartbeat an
 through it see it). Each answer is JSON: ``{"ready": false, "reasons": [...]}``.
 """
 
+import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.typing import ASGISendCallable
@@ -41,17 +43,22 @@ def answers(scope: dict[str, Any]) -> bool:
     )
 
 
-async def respond(scope: dict[str, Any], send: ASGISendCallable, reasons: list[str]) -> None:
-    """Answer ``/healthz`` (200 while the loop answers at all) or ``/readyz`` (200, or 503
-    with ``reasons``)."""
+def answer(path: str, reasons: list[str]) -> tuple[int, bytes]:
+    """The status and JSON body for ``/healthz`` (200 while the loop answers at all) or
+    ``/readyz`` (200, or 503 with ``reasons``)."""
     body: dict[str, object]
-    if scope["path"] == "/healthz":
+    if path == "/healthz":
         status, body = 200, {"alive": True}
     elif reasons:
         status, body = 503, {"ready": False, "reasons": reasons}
     else:
         status, body = 200, {"ready": True}
-    text = json.dumps(body).encode() + b"\n"
+    return status, json.dumps(body).encode() + b"\n"
+
+
+async def respond(scope: dict[str, Any], send: ASGISendCallable, reasons: list[str]) -> None:
+    """Answer a health request of an ASGI server (``answers(scope)``)."""
+    status, text = answer(scope["path"], reasons)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(text)).encode()),
@@ -61,3 +68,61 @@ async def respond(scope: dict[str, Any], send: ASGISendCallable, reasons: list[s
         {"type": "http.response.start", "status": status, "headers": headers, "trailers": False}
     )
     await send({"type": "http.response.body", "body": text, "more_body": False})
+
+
+# The port of a process without HTTP (runmodules --health): a request must arrive whole, in
+# so many bytes and seconds, and so many are answered at once; past those the socket closes.
+MAX_REQUEST_BYTES = 8192
+REQUEST_SECONDS = 5.0
+MAX_PROBES = 16
+
+
+class HealthServer:
+    """``/healthz`` and ``/readyz`` on a port of their own, for a process that serves no HTTP
+    (``manage.py runmodules --health``): HTTP/1.x, GET only, one request per connection."""
+
+    def __init__(self, not_ready: Callable[[], list[str]]) -> None:
+        self.not_ready = not_ready
+        self.probing = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen; the port (the one the system chose for 0)."""
+        self.server = await asyncio.start_server(self._serve, host, port, limit=MAX_REQUEST_BYTES)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.probing >= MAX_PROBES:
+            writer.transport.abort()
+            return
+        self.probing += 1
+        try:
+            async with asyncio.timeout(REQUEST_SECONDS):
+                head = await reader.readuntil(b"\r\n\r\n")
+            writer.write(self._response(head))
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+            pass  # too slow, too long, or gone: closed without an answer
+        finally:
+            self.probing -= 1
+            writer.close()
+
+    def _response(self, head: bytes) -> bytes:
+        method, _, rest = head.partition(b" ")
+        path = rest.partition(b" ")[0].partition(b"?")[0].decode("latin-1")
+        if method != b"GET":
+            status, text = 405, b"GET only\n"
+        elif path not in PATHS:
+            status, text = 404, b"Not found: /healthz or /readyz\n"
+        else:
+            status, text = answer(path, self.not_ready())
+        reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Unavailable"}
+        return (
+            f"HTTP/1.1 {status} {reason[status]}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(text)}\r\nCache-Control: no-store\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode() + text

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mqant import dependencies, runtime
+from mqant import dependencies, health, runtime
 from mqant.asgi import MqantApplication
 
 
@@ -96,3 +96,61 @@ async def test_the_paths_go_to_the_project_when_turned_off(application, settings
     await app.startup()
     assert (await get(app, "/readyz"))[0] == 204
     assert inner.calls == 1
+
+
+# The port of a process without HTTP (runmodules --health)
+
+
+@pytest.fixture
+async def health_port():
+    reasons: list[str] = []
+    server = health.HealthServer(lambda: list(reasons))
+    port = await server.start("127.0.0.1", 0)
+    yield port, reasons
+    server.close()
+
+
+async def exchange(port: int, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    try:
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+async def test_the_health_port_answers_probes(health_port):
+    port, reasons = health_port
+    ready = await exchange(port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert ready.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert ready.endswith(b'{"ready": true}\n')
+    reasons.append("stopping")
+    assert (await exchange(port, b"GET /readyz HTTP/1.0\r\n\r\n")).startswith(b"HTTP/1.1 503 ")
+    assert (await exchange(port, b"GET /healthz?x=1 HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+    assert (await exchange(port, b"GET /admin HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 404 ")
+    assert (await exchange(port, b"POST /readyz HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 405 ")
+
+
+async def test_the_health_port_bounds_what_a_client_sends(health_port, monkeypatch):
+    port, _ = health_port
+    # Past MAX_REQUEST_BYTES without the end of the request: closed, unanswered.
+    assert await exchange(port, b"GET /readyz HTTP/1.1\r\nX: " + b"a" * 20000) == b""
+    # Slower than REQUEST_SECONDS: closed, unanswered.
+    monkeypatch.setattr(health, "REQUEST_SECONDS", 0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /readyz HTTP/1.1\r\n")
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    # Past MAX_PROBES at once: the others are closed at once.
+    monkeypatch.setattr(health, "REQUEST_SECONDS", 5.0)
+    held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(health.MAX_PROBES)]
+    await asyncio.sleep(0.1)
+    try:
+        assert await exchange(port, b"GET /readyz HTTP/1.1\r\n\r\n") == b""
+    except ConnectionResetError:
+        pass  # aborted before it read the request
+    finally:
+        for _, writer in held:
+            writer.close()
+    await asyncio.sleep(0.1)
+    assert (await exchange(port, b"GET /readyz HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 ")

@@ -7,6 +7,9 @@ import json
 import os
 import signal
 import time
+import urllib.error
+import urllib.request
+from typing import Any
 
 import pytest
 from channels.layers import get_channel_layer
@@ -22,6 +25,7 @@ from mqant import (
     runtime,
 )
 from mqant.registry import Node
+from tests.e2e.server import free_port
 from tests.runmodules import ModulesProcess
 
 pytestmark = pytest.mark.e2e
@@ -116,6 +120,53 @@ async def test_calls_reach_the_module_process_and_sigterm_drains_it(gate, module
     assert await in_flight == "slept"  # the call in flight finished
     assert await asyncio.to_thread(process.wait, 10) == 0
     assert "stopped" in process.output()
+    assert "Traceback" not in process.output(), process.output()
+
+
+def probe(port: int, path: str) -> tuple[int, Any]:
+    """GET ``path`` on a runmodules health port: (status, JSON body), (0, None) if refused."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+    except OSError:
+        return 0, None
+
+
+def status_of(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+@pytest.mark.parametrize("layer", ["pubsub"], indirect=True)
+async def test_a_module_process_answers_health_probes_and_is_not_ready_while_draining(
+    gate, modules
+):
+    port = free_port()
+    process = modules("--health", f"127.0.0.1:{port}")
+    await until_found("Sleeper")
+    for _ in range(50):  # the probes answer from the start; ready once the modules run
+        if await asyncio.to_thread(probe, port, "/readyz") == (200, {"ready": True}):
+            break
+        await asyncio.sleep(0.1)
+    assert await asyncio.to_thread(probe, port, "/readyz") == (200, {"ready": True})
+    assert await asyncio.to_thread(probe, port, "/healthz") == (200, {"alive": True})
+    assert await asyncio.to_thread(status_of, port, "/nope") == 404
+
+    in_flight = asyncio.ensure_future(call("Sleeper", "sleep", 1.5, timeout=5))
+    await asyncio.sleep(0.3)
+    process.signal(signal.SIGTERM)
+    await asyncio.sleep(0.3)
+    status, body = await asyncio.to_thread(probe, port, "/readyz")
+    assert (status, body["reasons"]) == (503, ["stopping"])  # draining: not ready
+    assert await asyncio.to_thread(probe, port, "/healthz") == (200, {"alive": True})
+    assert await in_flight == "slept"
+    assert await asyncio.to_thread(process.wait, 10) == 0
+    assert await asyncio.to_thread(probe, port, "/readyz") == (0, None)  # gone with it
     assert "Traceback" not in process.output(), process.output()
 
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from mqant import config, runtime
+from mqant import config, health, runtime
 from mqant.security import refuse_insecure_start
 
 logger = logging.getLogger("mqant.runmodules")
@@ -27,6 +27,13 @@ class Command(BaseCommand):
             "--pid",
             default=None,
             help="this process's ProcessID (default: MQANT_PROCESS_ID, else 'development')",
+        )
+        parser.add_argument(
+            "--health",
+            default="",
+            metavar="HOST:PORT",
+            help="answer GET /healthz and /readyz on this address (mqant.health); a stopping "
+            "process is not ready",
         )
         parser.add_argument(
             "--shutdown-timeout",
@@ -56,14 +63,37 @@ class Command(BaseCommand):
                 "the in-memory channel layer reaches no other process: set REDIS_URL so that "
                 "gates can call these modules"
             )
-        asyncio.run(serve(options["shutdown_timeout"]))
+        health_addr = None
+        if options["health"]:
+            host, _, port = options["health"].rpartition(":")
+            if not port.isdigit():
+                raise CommandError(f"Expected --health as host:port, got {options['health']!r}")
+            health_addr = (host.strip("[]") or "127.0.0.1", int(port))
+        asyncio.run(serve(options["shutdown_timeout"], health_addr))
 
 
-async def serve(shutdown_timeout: float | None) -> None:
+async def serve(shutdown_timeout: float | None, health_addr: tuple[str, int] | None = None) -> None:
     """Start the modules, wait for SIGTERM or SIGINT, then stop them. A second signal stops
-    at once, without waiting for the calls in flight."""
+    at once, without waiting for the calls in flight. With ``health_addr``, /healthz and
+    /readyz answer there from the start to the end."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+    probes = health.HealthServer(lambda: health.not_ready(started=True, stopping=stopping.is_set()))
+    if health_addr is not None:
+        try:
+            port = await probes.start(*health_addr)
+        except OSError as err:
+            raise CommandError(f"Cannot answer health probes on {health_addr}: {err}") from err
+        logger.info("health probes on http://%s:%d/readyz", health_addr[0], port)
+    try:
+        await _serve(loop, stopping, shutdown_timeout)
+    finally:
+        probes.close()
+
+
+async def _serve(
+    loop: asyncio.AbstractEventLoop, stopping: asyncio.Event, shutdown_timeout: float | None
+) -> None:
     await runtime.start()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
