@@ -15,6 +15,7 @@ WebSocket (1012), and the calls in flight go unanswered.
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import os
@@ -279,7 +280,11 @@ def _deliver(
     signum: int,
     frame: object,
 ) -> None:
-    loop.call_soon_threadsafe(on_signal, hand_on)
+    # In a context of its own: a signal handler runs in whatever context the code it
+    # interrupted had, such as a task's awaiting a thread-sensitive sync_to_async; the stop
+    # would inherit asgiref's "in the single thread" mark, and every database write of the
+    # drain would fail with "Single thread executor already being used, would deadlock".
+    loop.call_soon_threadsafe(on_signal, hand_on, context=contextvars.Context())
 
 
 def _daphnes(signum: int, handler: Any) -> HandOn | None:

@@ -2,13 +2,17 @@
 and every transport chats (uvicorn's WebSocket, TCP, the gate's own WebSocket port)."""
 
 import re
+import socket
+import ssl
 from collections.abc import Iterator
 
 import pytest
 
+from gate.mqtt import Connect, encode
 from tests.e2e.clients import ChatClient
-from tests.e2e.raw import RawClient
+from tests.e2e.raw import RawClient, RawWebSocket
 from tests.e2e.server import ServerProcess
+from tests.e2e.test_tls_and_limits import self_signed
 
 pytestmark = pytest.mark.e2e
 
@@ -81,3 +85,32 @@ def test_a_websocket_client_that_stops_reading_is_closed(uvicorn_server, port):
     finally:
         speaker.close()
         sleeper.close()
+
+
+def test_the_gate_listeners_speak_tls_under_uvicorn_and_stop_cleanly(tmp_path):
+    """mqtts and wss on the gate's own ports under uvicorn's loop (the socket runs its TLS
+    handshake itself, gate.sockets); SIGTERM right after drains with no error."""
+    cert, key = self_signed(tmp_path)
+    server = ServerProcess(
+        tmp_path, asgi_server="uvicorn", mqant={"TLS_CERT": str(cert), "TLS_KEY": str(key)}
+    ).start()
+    context = ssl.create_default_context(cafile=str(cert))
+    connect = encode(Connect("MQTT", 4, "tls", True, 60))
+    try:
+        tcp = context.wrap_socket(
+            socket.create_connection(("127.0.0.1", server.tcp_port)), server_hostname="127.0.0.1"
+        )
+        tcp.settimeout(5)
+        tcp.sendall(connect)
+        assert tcp.recv(4) == b" \x02\x00\x00"  # CONNACK 0
+        raw = context.wrap_socket(
+            socket.create_connection(("127.0.0.1", server.ws_port)), server_hostname="127.0.0.1"
+        )
+        wss = RawWebSocket(raw, server.ws_port)
+        wss.send(connect)
+        assert wss.recv(5) == b" \x02\x00\x00"
+    finally:
+        server.stop()
+    log = server.output()
+    assert "Traceback" not in log, log
+    assert "ERROR" not in log, log

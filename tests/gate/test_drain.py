@@ -229,3 +229,29 @@ async def test_a_second_signal_gives_up_the_shutdown():
         await asyncio.sleep(0.01)
     assert handed_on == ["first"]  # handed on once, by the given-up shutdown
     await application.shutdown()  # returns at once: the server's own trigger
+
+
+async def test_a_signal_is_handled_in_a_context_of_its_own():
+    """A signal interrupts whatever runs, a task's code inside a thread-sensitive
+    sync_to_async included: the stop it starts must not inherit that context, or every
+    database write of the drain fails ("Single thread executor already being used")."""
+    import signal as signals
+
+    from asgiref.sync import SyncToAsync
+
+    from mqant import asgi
+
+    seen: list[bool] = []
+    token = SyncToAsync.deadlock_context.set(True)  # as inside sync_to_async
+    try:
+        asgi._deliver(
+            asyncio.get_running_loop(),
+            lambda _hand_on: seen.append(SyncToAsync.deadlock_context.get(False)),
+            lambda: None,
+            signals.SIGTERM,
+            None,
+        )
+    finally:
+        SyncToAsync.deadlock_context.reset(token)
+    await asyncio.sleep(0.01)
+    assert seen == [False]
