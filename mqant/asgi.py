@@ -80,7 +80,7 @@ class MqantApplication:
         """Why this process is not ready (mqant.health); a start that failed is tried again
         in the background, as the next connection would."""
         task = self._started.get(asyncio.get_running_loop())
-        started = task is not None and task.done() and not task.cancelled() and not task.exception()
+        started = task is not None and task.done() and not _failed(task)
         if not started and self._stopping is None and (task is None or task.done()):
             retry = asyncio.ensure_future(self.startup())
             retry.add_done_callback(_log_failure)
@@ -91,7 +91,7 @@ class MqantApplication:
         event loop."""
         loop = asyncio.get_running_loop()
         task = self._started.get(loop)
-        if task is None or (task.done() and not task.cancelled() and task.exception()):
+        if task is None or (task.done() and _failed(task)):
             # First use, or the last start failed (Redis down...): try again.
             task = self._started[loop] = loop.create_task(self._run_startup())
         if not task.done():
@@ -213,8 +213,13 @@ async def _refuse_body(send: ASGISendCallable, limit: int) -> None:
     await send({"type": "http.response.body", "body": text, "more_body": False})
 
 
+def _failed(task: "asyncio.Future[None]") -> bool:
+    """Whether a done start raised (a cancelled one did not)."""
+    return not task.cancelled() and task.exception() is not None
+
+
 def _log_failure(task: "asyncio.Future[None]") -> None:
-    if not task.cancelled() and task.exception() is not None:
+    if _failed(task):
         logger.error("startup failed", exc_info=task.exception())
 
 
@@ -224,8 +229,8 @@ def _daphne_started(task: "asyncio.Task[None]") -> None:
     if isinstance(err, CannotStart):
         logger.critical("cannot start: %s", err)
         _exit_after_daphne(CANNOT_START_STATUS)
-    elif err is not None:
-        logger.error("startup failed", exc_info=err)
+    else:
+        _log_failure(task)
 
 
 def _exit_after_daphne(status: int) -> None:

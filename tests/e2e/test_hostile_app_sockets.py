@@ -229,20 +229,23 @@ def test_one_address_gets_max_connections_per_address_over_tcp_and_websocket(ser
 # (b) Connection churn
 
 
+def churn(attempt: Callable[[], RawClient | None]) -> Callable[[], bool]:
+    """One churn step: ``attempt()`` a connection, close it if served; whether it was."""
+
+    def step() -> bool:
+        client = attempt()
+        if client is not None:
+            client.close()
+        return client is not None
+
+    return step
+
+
 def test_connection_churn_from_one_address_is_held_to_its_budget(server):
     source = attacker_address()
 
-    def churn_tcp() -> bool:
-        client = tcp_attempt(server, source)
-        if client is not None:
-            client.close()
-        return client is not None
-
-    def churn_ws() -> bool:
-        client, _ = ws_attempt(server, source)
-        if client is not None:
-            client.close()
-        return client is not None
+    churn_tcp = churn(lambda: tcp_attempt(server, source))
+    churn_ws = churn(lambda: ws_attempt(server, source)[0])
 
     start = time.monotonic()
     with ThreadPoolExecutor(2) as pool:

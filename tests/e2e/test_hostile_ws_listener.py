@@ -36,6 +36,7 @@ from tests.e2e.test_hostile_app_sockets import (
     TRY_AGAIN_LATER,
     assert_clean_log,
     assert_slowed_not_closed,
+    churn,
     close_all,
     connack,
     connect_packet,
@@ -207,17 +208,8 @@ def test_one_address_gets_max_connections_per_address_shared_with_tcp_and_daphne
 def test_connection_churn_on_the_listener_is_held_to_the_connect_budget(server):
     source = attacker_address()
 
-    def churn_listener() -> bool:
-        client, _ = ws_attempt(server, source, server.ws_port)
-        if client is not None:
-            client.close()
-        return client is not None
-
-    def churn_tcp() -> bool:
-        client = tcp_attempt(server, source)
-        if client is not None:
-            client.close()
-        return client is not None
+    churn_listener = churn(lambda: ws_attempt(server, source, server.ws_port)[0])
+    churn_tcp = churn(lambda: tcp_attempt(server, source))
 
     start = time.monotonic()
     with ThreadPoolExecutor(2) as pool:
