@@ -11,6 +11,7 @@ through it see it). Each answer is JSON: ``{"ready": false, "reasons": [...]}``.
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -71,10 +72,12 @@ async def respond(scope: dict[str, Any], send: ASGISendCallable, reasons: list[s
 
 
 # The port of a process without HTTP (runmodules --health): a request must arrive whole, in
-# so many bytes and seconds, and so many are answered at once; past those the socket closes.
+# so many bytes and seconds, and so many are answered at once, in all and per client address;
+# past those the socket closes.
 MAX_REQUEST_BYTES = 8192
 REQUEST_SECONDS = 5.0
 MAX_PROBES = 16
+MAX_PROBES_PER_ADDRESS = 4
 
 
 class HealthServer:
@@ -83,7 +86,7 @@ class HealthServer:
 
     def __init__(self, not_ready: Callable[[], list[str]]) -> None:
         self.not_ready = not_ready
-        self.probing = 0
+        self.probing: Counter[str] = Counter()  # sockets being answered, by client address
         self.server: asyncio.Server | None = None
 
     async def start(self, host: str, port: int) -> int:
@@ -96,10 +99,11 @@ class HealthServer:
             self.server.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.probing >= MAX_PROBES:
+        address = str((writer.get_extra_info("peername") or ("",))[0])
+        if self.probing.total() >= MAX_PROBES or self.probing[address] >= MAX_PROBES_PER_ADDRESS:
             writer.transport.abort()
             return
-        self.probing += 1
+        self.probing[address] += 1
         try:
             async with asyncio.timeout(REQUEST_SECONDS):
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -108,7 +112,9 @@ class HealthServer:
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             pass  # too slow, too long, or gone: closed without an answer
         finally:
-            self.probing -= 1
+            self.probing[address] -= 1
+            if not self.probing[address]:
+                del self.probing[address]
             writer.close()
 
     def _response(self, head: bytes) -> bytes:

@@ -141,8 +141,23 @@ async def test_the_health_port_bounds_what_a_client_sends(health_port, monkeypat
     writer.write(b"GET /readyz HTTP/1.1\r\n")
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
-    # Past MAX_PROBES at once: the others are closed at once.
+    # Past MAX_PROBES_PER_ADDRESS from one address, and past MAX_PROBES in all, at once: the
+    # others are closed at once.
     monkeypatch.setattr(health, "REQUEST_SECONDS", 5.0)
+    one = [
+        await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(health.MAX_PROBES_PER_ADDRESS)
+    ]
+    await asyncio.sleep(0.1)
+    try:
+        assert await exchange(port, b"GET /readyz HTTP/1.1\r\n\r\n") == b""
+    except ConnectionResetError:
+        pass  # aborted before it read the request
+    finally:
+        for _, writer in one:
+            writer.close()
+    await asyncio.sleep(0.1)
+    monkeypatch.setattr(health, "MAX_PROBES_PER_ADDRESS", 100)
     held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(health.MAX_PROBES)]
     await asyncio.sleep(0.1)
     try:
