@@ -11,7 +11,8 @@ kind that passes. Messages are cut at ``max_chars``. Records of ``quiet_tracebac
 caused them, there is no bug to read.
 
 Lines an operator can search: the gate binds the session of the connection whose bytes it
-handles, and of each call (``bind``), the module host the session of the handler it runs;
+handles, and of each call (``bind``), the module host knows the session of the handler it
+runs (``add_source``);
 ``SessionFilter`` adds its ``trace_id``, ``session_id`` and ``user_id`` to every record logged
 meanwhile, whichever logger wrote it. ``TextFormatter`` appends them to the line when known;
 ``JsonFormatter`` (``MQANT_LOG_FORMAT=json``) writes one JSON object per line.
@@ -119,8 +120,11 @@ class SessionFields(Protocol):
     user_id: str
 
 
-# The session the running code acts for: a connection's, a call's, a handler's.
+# The session the running code acts for: a connection's, a call's.
 _session: ContextVar[SessionFields | None] = ContextVar("mqant_log_session", default=None)
+# Functions that may know a more precise one, asked first: the running handler's
+# (mqant.server, which keeps its arguments anyway, so a call pays nothing more for it).
+_sources: list[Callable[[], SessionFields | None]] = []
 
 CONTEXT_FIELDS = ("trace_id", "session_id", "user_id")
 MAX_FIELD = 200  # characters of one context field (a user id is the project's to bound)
@@ -136,13 +140,27 @@ def unbind(token: Token[SessionFields | None]) -> None:
     _session.reset(token)
 
 
+def add_source(source: Callable[[], SessionFields | None]) -> None:
+    """Ask ``source`` for the session of each line before the bound one."""
+    _sources.append(source)
+
+
+def current_session() -> SessionFields | None:
+    """The session the running code acts for, if it is known."""
+    for source in _sources:
+        session = source()
+        if session is not None:
+            return session
+    return _session.get()
+
+
 class SessionFilter(logging.Filter):
     """Adds ``trace_id``, ``session_id`` and ``user_id`` to each record ("" when unknown): the
     bound session's, or the current OpenTelemetry span's trace id without one. Fields a
     record already has (``extra=``) are kept."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        session = _session.get()
+        session = current_session()
         if session is not None:
             fields = (session.trace_id, session.session_id, session.user_id)
         else:

@@ -19,14 +19,24 @@ logger = logging.getLogger(__name__)
 
 _Job = tuple[HandlerSpec, tuple[Any, ...], "asyncio.Future[Any]", tracing.Traced | None]
 
-# True while a handler runs, and in whatever it awaits or spawns: the calls it makes are part
-# of a call in flight, which a stopping process still serves.
-_in_handler: ContextVar[bool] = ContextVar("mqant_in_handler", default=False)
+# The arguments of the handler that runs (None: none runs), in whatever it awaits or spawns:
+# the calls it makes are part of a call in flight, which a stopping process still serves, and
+# what it logs names its Session, the first argument when it has one (mqant.logs).
+_in_handler: ContextVar[tuple[Any, ...] | None] = ContextVar("mqant_in_handler", default=None)
 
 
 def in_handler() -> bool:
     """Whether the running code is (called from) a module's handler."""
-    return _in_handler.get()
+    return _in_handler.get() is not None
+
+
+def _handler_session() -> Session | None:
+    """The Session of the handler that runs, for its log lines (read per line, not per call)."""
+    args = _in_handler.get()
+    return args[0] if args and isinstance(args[0], Session) else None
+
+
+logs.add_source(_handler_session)
 
 
 class ModuleServer:
@@ -103,11 +113,9 @@ class ModuleServer:
     async def _run(
         self, spec: HandlerSpec, args: tuple[Any, ...], traced: tracing.Traced | None
     ) -> Any:
-        token = _in_handler.set(True)
-        # What the handler and the code it calls log names its session (mqant.logs), and
-        # the spans they start are the handler's children: wherever it runs (the serial
-        # queue's task).
-        logged = logs.bind(args[0]) if args and type(args[0]) is Session else None
+        token = _in_handler.set(args)
+        # The spans the handler and the code it calls start are its children, wherever it
+        # runs (the serial queue's task).
         entered = None if traced is None else tracing.enter(traced)
         try:
             if spec.prepare is not None:
@@ -132,7 +140,5 @@ class ModuleServer:
             raise RemoteError("internal error") from err
         finally:
             _in_handler.reset(token)
-            if logged is not None:
-                logs.unbind(logged)
             if entered is not None:
                 tracing.leave(entered)
