@@ -167,8 +167,13 @@ class SessionFilter(logging.Filter):
             fields = (_current_trace_id(), "", "")
         for name, value in zip(CONTEXT_FIELDS, fields, strict=True):
             if not hasattr(record, name):
-                setattr(record, name, str(value)[:MAX_FIELD])
+                setattr(record, name, str(value)[:MAX_FIELD].translate(_CONTROLS))
         return True
+
+
+# Control characters in an id (a project may bind any text as a user id) cannot start a
+# line of their own in the text format.
+_CONTROLS = {code: "?" for code in (*range(32), 127)}
 
 
 def _current_trace_id() -> str:

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from mqant import Session, logs, routing
 from mqant.logs import JsonFormatter, RateLimitFilter, SessionFilter, TextFormatter
-from tests.mqant.test_tracing import Traced  # noqa: F401 (registers the module it calls)
+from tests.mqant.traced import Traced  # noqa: F401 (registers the module the tests call)
 
 
 def record(msg: object, *args: object, exc: bool = False, name: str = "gate.connection"):
@@ -131,3 +131,15 @@ async def test_a_handlers_lines_name_its_session_whichever_logger(captured, mqan
     assert reply["Result"] == "logged"
     [line] = [r for r in captured if r.name == "thirdparty.library"]
     assert (line.trace_id, line.session_id, line.user_id) == (reply["Trace"], "s1", "bob")
+
+
+def test_an_id_cannot_start_a_line_of_its_own():
+    token = logs.bind(session("eve\n2026-01-01 CRITICAL forged"))
+    try:
+        rec = record("closing")
+        SessionFilter().filter(rec)
+    finally:
+        logs.unbind(token)
+    line = TextFormatter("%(message)s").format(rec)
+    assert "\n" not in line
+    assert "user_id=eve?2026-01-01 CRITICAL forged]" in line

@@ -2,7 +2,6 @@
 shortcut and through the channel layer, their names and links, the Session's ids as the
 trace's; the exporters the environment names; off by default and then without spans."""
 
-import logging
 import threading
 import time
 from typing import Any
@@ -20,7 +19,8 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from mqant import Module, Session, call, register_module, routing, tracing
+from mqant import Session, routing, tracing
+from tests.mqant.traced import Traced  # noqa: F401 (registers the module the tests call)
 
 OTEL_VARIABLES = (
     "OTEL_TRACES_EXPORTER",
@@ -30,29 +30,6 @@ OTEL_VARIABLES = (
     "OTEL_EXPORTER_OTLP_PROTOCOL",
     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
 )
-
-
-@register_module
-class Traced(Module):
-    """A serial handler that calls another module, one that fails, one that logs."""
-
-    module_type = "Traced"
-
-    async def on_init(self, settings: dict[str, Any]) -> None:
-        await super().on_init(settings)
-        self.register("HD_Relay", self.relay)
-        self.register_go("HD_Fail", self.fail)
-        self.register_go("HD_Log", self.log)
-
-    async def relay(self, session: Session, msg: dict[str, Any]) -> Any:
-        return await call("HelloWorld", "HD_Say", session, {"say": msg["say"]})
-
-    async def fail(self, session: Session, msg: dict[str, Any]) -> None:
-        raise KeyError("internals")
-
-    async def log(self, session: Session, msg: dict[str, Any]) -> str:
-        logging.getLogger("thirdparty.library").warning("a line from a handler")
-        return "logged"
 
 
 @pytest.fixture(autouse=True)
