@@ -105,7 +105,8 @@ async def dispatch(
     bytes the handler returned (which go to the client without it); every failure is an error
     in the envelope. ``msg`` is ``decode(payload)``, decoded once the node is found (a missing
     module is reported before a malformed payload; a ValueError is ``JSON_ERROR``), or the
-    payload itself without ``decode``."""
+    payload itself without ``decode``. With tracing on, the call is a span whose ids are the
+    Session's (mqant.tracing); what is logged meanwhile names the Session (mqant.logs)."""
     traced = None if tracing.tracer is None else tracing.start_call(session, handler)
     trace = session.trace_id  # the span's when tracing is on: the client sees the trace id
     token = logs.bind(session)
