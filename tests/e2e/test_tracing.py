@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mqant.asgi import CANNOT_START_STATUS
 from tests.e2e.clients import ChatClient
 from tests.e2e.server import ServerProcess
 from tests.runmodules import ModulesProcess
@@ -144,3 +145,22 @@ def test_json_logs_name_the_trace_session_and_user_of_a_clients_call(tmp_path):
     # Every line of the process's own logging is JSON: the tracebacks too.
     assert any(e["logger"] == "mqant.app" for e in lines)
     assert not [x for x in server.output().splitlines() if x.startswith("Traceback")]
+
+
+def test_a_gate_whose_exporter_is_not_installed_refuses_to_start(tmp_path):
+    server = ServerProcess(tmp_path, {"OTEL_TRACES_EXPORTER": "zipkin"})
+    status, output = server.run_to_exit(60)
+    assert status == CANNOT_START_STATUS, output
+    assert "cannot start: Cannot trace: OTEL_TRACES_EXPORTER names 'zipkin'" in output, output
+    assert "Traceback" not in output, output
+
+
+def test_a_module_process_whose_exporter_is_not_installed_refuses_to_start(tmp_path):
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+    modules = ModulesProcess(tmp_path, {**env, "SQLITE_PATH": str(tmp_path / "db")}, "development")
+    modules.start()
+    try:
+        assert modules.wait(60) != 0
+    finally:
+        modules.stop()
+    assert "opentelemetry-exporter-otlp-proto-grpc" in modules.output(), modules.output()

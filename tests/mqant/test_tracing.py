@@ -2,6 +2,7 @@
 shortcut and through the channel layer, their names and links, the Session's ids as the
 trace's; the exporters the environment names; off by default and then without spans."""
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -19,7 +20,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from mqant import Session, routing, tracing
+from mqant import Session, call_nr, routing, tracing
 from tests.mqant.traced import Traced  # noqa: F401 (registers the module the tests call)
 
 OTEL_VARIABLES = (
@@ -59,9 +60,11 @@ async def dispatch(session: Session, target: str, handler: str, body: bytes) -> 
     return await routing.dispatch(session, target, handler, body, routing.decode_payload)
 
 
-def by_name(memory: InMemorySpanExporter) -> dict[str, Any]:
-    found: dict[str, ReadableSpan] = {span.name: span for span in memory.get_finished_spans()}
-    assert len(found) == len(memory.get_finished_spans()), memory.get_finished_spans()
+def by_name(memory: InMemorySpanExporter, trace_id: str) -> dict[str, Any]:
+    """The spans of trace ``trace_id`` by name (the modules' own calls at start have theirs)."""
+    of_trace = [s for s in memory.get_finished_spans() if f"{s.context.trace_id:032x}" == trace_id]
+    found: dict[str, ReadableSpan] = {span.name: span for span in of_trace}
+    assert len(found) == len(of_trace), of_trace
     return found
 
 
@@ -72,7 +75,7 @@ async def test_a_call_through_the_local_shortcut_is_one_trace_with_the_sessions_
     trace_id, span_id = session.trace_id, session.span_id
     reply = await dispatch(session, "HelloWorld", "HD_Say", b'{"say": "hi"}')
     assert reply == {"Trace": trace_id, "Error": "", "Result": "you say : hi"}
-    found = by_name(spans)
+    found = by_name(spans, trace_id)
     assert set(found) == {
         "mqant.call HelloWorld/HD_Say",
         "mqant.rpc HelloWorld/HD_Say",
@@ -105,7 +108,7 @@ async def test_through_the_channel_layer_the_handler_is_the_child_of_the_hop(
     session = client_session()
     reply = await dispatch(session, "HelloWorld", "HD_Say", b'{"say": "hi"}')
     assert reply["Result"] == "you say : hi"
-    found = by_name(spans)
+    found = by_name(spans, reply["Trace"])
     hop, handler = found["mqant.rpc HelloWorld/HD_Say"], found["mqant.handler HelloWorld/HD_Say"]
     assert hop.attributes["mqant.local"] is False
     assert handler.kind is SpanKind.SERVER  # its parent came in the message's traceparent
@@ -120,7 +123,7 @@ async def test_a_serial_handler_runs_in_its_span_and_its_calls_are_its_children(
     session = client_session()
     reply = await dispatch(session, "Traced", "HD_Relay", b'{"say": "hi"}')
     assert reply["Result"] == "you say : hi"
-    found = by_name(spans)
+    found = by_name(spans, reply["Trace"])
     relay = found["mqant.handler Traced/HD_Relay"]  # ran in the serial queue's task
     inner_hop = found["mqant.rpc HelloWorld/HD_Say"]
     assert inner_hop.parent.span_id == relay.context.span_id
@@ -143,7 +146,7 @@ async def test_names_say_only_what_exists(spans, mqant_started):
         spans.clear()
         reply = await dispatch(client_session(), target, handler, b"{}")
         assert reply["Error"] == error
-        found = by_name(spans)
+        found = by_name(spans, reply["Trace"])
         assert set(found) == names
         for span in found.values():
             assert span.status.status_code is StatusCode.ERROR
@@ -153,7 +156,7 @@ async def test_names_say_only_what_exists(spans, mqant_started):
 async def test_a_failing_handler_is_named_and_marked(spans, mqant_started):
     reply = await dispatch(client_session(), "Traced", "HD_Fail", b"{}")
     assert reply["Error"] == "internal error"
-    found = by_name(spans)
+    found = by_name(spans, reply["Trace"])
     assert set(found) == {
         "mqant.call Traced/HD_Fail",
         "mqant.rpc Traced/HD_Fail",
@@ -262,3 +265,21 @@ def test_stop_sends_what_waits_and_gives_up_on_a_hung_exporter():
     assert time.monotonic() - started < 5  # bounded, though the export never ends
     assert tracing.tracer is None
     assert any(t.name == "mqant-tracing-stop" for t in threading.enumerate())
+
+
+async def test_a_call_without_reply_carries_the_trace_too(spans, mqant_started, settings):
+    settings.MQANT = {**settings.MQANT, "RPC_LOCAL_SHORTCUT": False}
+    session = client_session()
+    outer = tracing.start_call(session, "HD_x")
+    try:
+        await call_nr("HelloWorld", "HD_Say", session, {"say": "hi"})
+    finally:
+        outer.close()
+    for _ in range(100):
+        if "mqant.handler HelloWorld/HD_Say" in by_name(spans, session.trace_id):
+            break
+        await asyncio.sleep(0.01)
+    handler = by_name(spans, session.trace_id)["mqant.handler HelloWorld/HD_Say"]
+    assert handler.kind is SpanKind.SERVER
+    assert handler.parent.span_id == outer.span.get_span_context().span_id
+    assert f"{handler.context.trace_id:032x}" == session.trace_id
