@@ -122,8 +122,8 @@ class MqantApplication:
                 logger.exception("stopping: %r failed", hook)
         await runtime.stop(max(deadline - loop.time(), 0.0))
         self._started.pop(loop, None)
-        # The spans of the drain included; a second, short budget past SHUTDOWN_TIMEOUT.
-        await asyncio.to_thread(tracing.stop, max(deadline - loop.time(), 1.0))
+        if tracing.tracer is not None:  # the drain's spans included: a short budget of its own
+            await asyncio.to_thread(tracing.stop, max(deadline - loop.time(), 1.0))
 
     async def _run_startup(self) -> None:
         try:

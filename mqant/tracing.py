@@ -9,7 +9,11 @@ When it is on, a client's call makes one trace, whatever the processes it crosse
   type, the node, its process and whether the call stayed in this process;
 - ``mqant.handler <Type>/<fn>``, the handler: ``mqant.server.ModuleServer.invoke``, SERVER in
   the process that received the call from the channel layer, INTERNAL when the caller's
-  process hosts the node (the local shortcut).
+  process hosts the node (the local shortcut). A ``register`` handler's span includes its
+  wait in the node's queue.
+
+The calls modules make of each other (``call``, ``call_nr``: the connection events, the
+census at start) are traces of their own when no call is under way.
 
 The context crosses processes as a W3C ``traceparent`` field of the ``mqant.call`` message, the
 RPC span's: a call made by a module to another carries it too, with or without a Session, and

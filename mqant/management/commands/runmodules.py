@@ -93,8 +93,8 @@ async def serve(shutdown_timeout: float | None, health_addr: tuple[str, int] | N
         await _serve(loop, stopping, shutdown_timeout)
     finally:
         probes.close()
-        # What the handlers traced, the drain's calls included: sent within a bounded time.
-        await asyncio.to_thread(tracing.stop, tracing.FLUSH_TIMEOUT)
+        if tracing.tracer is not None:  # the drain's spans included, sent in a bounded time
+            await asyncio.to_thread(tracing.stop, tracing.FLUSH_TIMEOUT)
 
 
 async def _serve(
