@@ -151,7 +151,8 @@ def stop(timeout: float = FLUSH_TIMEOUT) -> None:
     # own, waited for that long.
     done = threading.Thread(target=provider.shutdown, name="mqant-tracing-stop", daemon=True)
     done.start()
-    done.join(max(min(timeout, FLUSH_TIMEOUT), 0.1))
+    timeout = max(min(timeout, FLUSH_TIMEOUT), 0.1)
+    done.join(timeout)
     if done.is_alive():
         logger.warning("tracing: the exporters did not finish within %.1f s", timeout)
 
@@ -162,15 +163,25 @@ def exporters() -> list["SpanExporter"]:
     (comma-separated, default ``otlp``; ``none``: no exporter, the spans are only made)."""
     named = conf.get("TRACING_EXPORTER")
     if named:
-        backend, config = (named, {}) if isinstance(named, str) else (named["BACKEND"], named)
-        exporter: SpanExporter = import_string(backend)(**config.get("CONFIG", {}))
-        return [exporter]
+        return [_named_exporter(named)]
     names = os.environ.get("OTEL_TRACES_EXPORTER", "").strip() or "otlp"
     found = []
     for name in (part.strip().lower() for part in names.split(",")):
         if name and name != "none":
             found.append(_exporter_class(_entry_name(name))())
     return found
+
+
+def _named_exporter(named: str | dict[str, Any]) -> "SpanExporter":
+    try:
+        backend, config = (named, {}) if isinstance(named, str) else (named["BACKEND"], named)
+        exporter: SpanExporter = import_string(backend)(**config.get("CONFIG", {}))
+    except (ImportError, KeyError, TypeError) as err:
+        raise ImproperlyConfigured(
+            f"MQANT['TRACING_EXPORTER'] must name a SpanExporter class, as a dotted path or "
+            f"{{'BACKEND': path, 'CONFIG': {{...}}}}, got {named!r}: {err}"
+        ) from err
+    return exporter
 
 
 def _entry_name(name: str) -> str:

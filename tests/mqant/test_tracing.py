@@ -236,6 +236,12 @@ def test_an_exporter_named_in_settings_and_the_resource(settings, monkeypatch):
     settings.MQANT = {**settings.MQANT, "TRACING_EXPORTER": {"BACKEND": path, "CONFIG": {}}}
     [exporter] = tracing.exporters()
     assert isinstance(exporter, Recording)
+    wrongs: list[Any] = ["tests.no.Exporter", {"CONFIG": {}}, {"BACKEND": path, "CONFIG": {"x": 1}}]
+    for wrong in wrongs:
+        settings.MQANT = {**settings.MQANT, "TRACING_EXPORTER": wrong}
+        with pytest.raises(ImproperlyConfigured, match=r"must name a SpanExporter class"):
+            tracing.start("mqant-modules", "modules1")
+        assert tracing.tracer is None
     settings.MQANT = {**settings.MQANT, "TRACING_EXPORTER": path}
     assert tracing.start("mqant-modules", "modules1")
     resource: Any = provider().resource.attributes
