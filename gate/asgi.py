@@ -55,4 +55,5 @@ def mqant_application(
         parts=process.parts,
         on_startup=[listeners.start, *on_startup],
         on_shutdown=[drain.stop, *on_shutdown],
+        service_name="mqant-gate",  # of its spans, unless OTEL_SERVICE_NAME says otherwise
     )

@@ -29,7 +29,7 @@ from gate.mqtt import (
 from gate.mqtt.packets import NOT_AUTHORIZED, SERVER_UNAVAILABLE
 from gate.outbox import Outbox, Transport
 from gate.process import inbox
-from mqant import RPCError, Session, groups, routing
+from mqant import RPCError, Session, groups, logs, routing
 from mqant.ops import Bind, GroupAdd
 
 logger = logging.getLogger(__name__)
@@ -90,9 +90,18 @@ class MQTTConnection:
     # Bytes in, from the transport
 
     async def data_received(self, data: bytes) -> None:
-        """Feed bytes from the client; a protocol violation closes the connection."""
+        """Feed bytes from the client; a protocol violation closes the connection. What is
+        logged meanwhile names the connection's session (mqant.logs), and so do the calls
+        started here, the timers set here, until a call names its own."""
         if self.outbox.closed:
             return
+        token = logs.bind(self.host.session)
+        try:
+            await self._receive(data)
+        finally:
+            logs.unbind(token)
+
+    async def _receive(self, data: bytes) -> None:
         self._last_seen = now = self._loop.time()
         if self._accepted:
             self.host.keeper.active(now)

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
-from mqant import conf, config, dependencies, timeouts
+from mqant import conf, config, dependencies, timeouts, tracing
 from mqant import registry as mqant_registry
 from mqant.errors import RemoteError, RPCError, ServiceNotFound
 from mqant.module import Module
@@ -222,8 +222,11 @@ class App:
         try:
             if not server.accepting:  # the caller's registry is behind: it may pick another
                 raise ServiceNotFound.for_type(node.module_type)
+            caller = None if tracing.tracer is None else tracing.extract(message)
             async with timeouts.deadline(remaining):
-                result = await server.invoke(message["fn"], decode_args(message["args"]))
+                result = await server.invoke(
+                    message["fn"], decode_args(message["args"]), caller=caller
+                )
             reply["result"] = encode_value(result)
         except TimeoutError:
             return  # the caller has given up too; a late reply would only be dropped

@@ -26,8 +26,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
+from django.core.exceptions import ImproperlyConfigured
 
-from mqant import conf, health, runtime
+from mqant import conf, config, health, runtime, tracing
 from mqant.security import refuse_insecure_start
 
 logger = logging.getLogger(__name__)
@@ -54,9 +55,11 @@ class MqantApplication:
         parts: Callable[[], Sequence[runtime.Part]] = list,
         on_startup: Sequence[Hook] = (),
         on_shutdown: Sequence[Hook] = (),
+        service_name: str = "mqant",
     ) -> None:
         refuse_insecure_start()  # before daphne or uvicorn listens
         self.inner = inner
+        self.service_name = service_name  # the default service.name of its spans
         self.parts = parts  # makes the parts of the runtime (mqant.runtime)
         self.on_startup = list(on_startup)
         self.on_shutdown = list(on_shutdown)
@@ -119,8 +122,14 @@ class MqantApplication:
                 logger.exception("stopping: %r failed", hook)
         await runtime.stop(max(deadline - loop.time(), 0.0))
         self._started.pop(loop, None)
+        if tracing.tracer is not None:  # the drain's spans included: a short budget of its own
+            await asyncio.to_thread(tracing.stop, max(deadline - loop.time(), 1.0))
 
     async def _run_startup(self) -> None:
+        try:
+            tracing.start(self.service_name, config.process_id())
+        except ImproperlyConfigured as err:
+            raise CannotStart(f"Cannot trace: {err}") from err
         if runtime.current() is None:  # else it started, and a hook failed: try the hooks again
             await runtime.start(self.parts())
         for hook in self.on_startup:

@@ -69,6 +69,12 @@ DEFAULTS: dict[str, Any] = {
     # A dotted path to a function (session) -> bool that says who is a guest; None: a
     # session is a guest until it is bound to a user (mqant's rule).
     "GUEST_RULE": None,
+    # OpenTelemetry tracing of client calls (mqant.tracing): True or False; None (the default)
+    # follows the environment: on when OTEL_TRACES_EXPORTER names an exporter (not "none").
+    "TRACING": None,
+    # The exporter instead of OTEL_TRACES_EXPORTER's: a SpanExporter class as a dotted path,
+    # or {"BACKEND": path, "CONFIG": {...}} (keyword arguments); setting it turns tracing on.
+    "TRACING_EXPORTER": None,
 }
 
 

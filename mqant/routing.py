@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from mqant import dependencies, jsontext, rpc
+from mqant import dependencies, jsontext, logs, rpc, tracing
 from mqant.errors import RPCError
 from mqant.session import Session
 
@@ -105,20 +105,29 @@ async def dispatch(
     bytes the handler returned (which go to the client without it); every failure is an error
     in the envelope. ``msg`` is ``decode(payload)``, decoded once the node is found (a missing
     module is reported before a malformed payload; a ValueError is ``JSON_ERROR``), or the
-    payload itself without ``decode``."""
-    trace = session.trace_id
+    payload itself without ``decode``. With tracing on, the call is a span whose ids are the
+    Session's (mqant.tracing); what is logged meanwhile names the Session (mqant.logs)."""
+    traced = None if tracing.tracer is None else tracing.start_call(session, handler)
+    trace = session.trace_id  # the span's when tracing is on: the client sees the trace id
+    token = logs.bind(session)
     try:
         if not handler.startswith("HD_"):
             raise RPCError(f"Method({handler}) must begin with 'HD_'")
         node = await rpc.select(target)
+        if traced is not None:
+            traced.reached(node.module_type)
         try:
             msg = payload if decode is None else decode(payload)
         except ValueError:
             raise RPCError(JSON_ERROR) from None
         result = await rpc.call_node(node, handler, (session, msg), timeout=rpc.default_timeout())
     except RPCError as err:
+        if traced is not None:
+            traced.fail(err)
         return envelope(trace, str(err), None)
     except Exception as err:
+        if traced is not None:
+            traced.fail(err)
         # The channel layer failed (its pool exhausted...): the client still hears, and a
         # dependency's outage is logged once, not per call.
         error = dependencies.unavailable_text(err)
@@ -126,4 +135,12 @@ async def dispatch(
             logger.exception("trace %s: calling %s failed", trace, session.topic)
             error = INTERNAL_ERROR
         return envelope(trace, error, None)
+    except BaseException as err:  # cancelled: the connection or the server went away
+        if traced is not None:
+            traced.fail(err)
+        raise
+    finally:
+        logs.unbind(token)
+        if traced is not None:
+            traced.close()
     return result if isinstance(result, bytes) else envelope(trace, "", result)

@@ -9,12 +9,12 @@ cannot come.
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
-from mqant import conf, current
+from mqant import conf, current, tracing
 from mqant.dependencies import layer_failure, refuse_while_redis_down
 from mqant.errors import DeadlineExceeded, RPCError, ServiceNotFound
 from mqant.nodes import Node
@@ -77,19 +77,32 @@ async def call_node(node: Node, fn: str, args: tuple[Any, ...], *, timeout: floa
     """``call`` on a node already selected. A node of this process is invoked directly
     (``RPC_LOCAL_SHORTCUT``), and always while the process stops: then only the calls in
     flight reach it, and the channel layer would turn them away."""
-    if node.server is not None and (conf.get("RPC_LOCAL_SHORTCUT") or not node.server.accepting):
-        try:
-            async with deadline(timeout):
-                return await node.server.invoke(fn, args)
-        except TimeoutError:
-            raise DeadlineExceeded() from None
-    message = {
-        "type": "mqant.call",
-        "fn": fn,
-        "args": encode_args(args),
-        "deadline": time.time() + timeout,
-    }
-    return await current.get().replies.request(node.channel, message, timeout)
+    server = node.server
+    local = server is not None and (conf.get("RPC_LOCAL_SHORTCUT") or not server.accepting)
+    traced = None if tracing.tracer is None else tracing.start_rpc(node, fn, bool(local))
+    try:
+        if local and server is not None:
+            try:
+                async with deadline(timeout):
+                    return await server.invoke(fn, args)
+            except TimeoutError:
+                raise DeadlineExceeded() from None
+        message = {
+            "type": "mqant.call",
+            "fn": fn,
+            "args": encode_args(args),
+            "deadline": time.time() + timeout,
+        }
+        if traced is not None:
+            tracing.inject(message)  # the RPC span, parent of the handler's over there
+        return await current.get().replies.request(node.channel, message, timeout)
+    except BaseException as err:
+        if traced is not None:
+            traced.fail(err)
+        raise
+    finally:
+        if traced is not None:
+            traced.close()
 
 
 async def call_nr(module_type: str, fn: str, *args: Any) -> None:
@@ -116,6 +129,8 @@ async def call_node_nr(node: Node, fn: str, args: tuple[Any, ...]) -> None:
         "reply_to": "",
         "deadline": time.time() + timeout,
     }
+    if tracing.tracer is not None:
+        tracing.inject(cast(dict[str, Any], message))  # the caller's span, if any
     try:
         await get_channel_layer().send(node.channel, message)
     except ChannelFull:

@@ -6,24 +6,37 @@ import logging
 from contextvars import ContextVar
 from typing import Any
 
-from mqant import dependencies
+from opentelemetry.context import Context
+
+from mqant import dependencies, logs, tracing
 from mqant.db import db
 from mqant.errors import FunctionNotFound, HandlerError, RemoteError, RPCError
 from mqant.module import HandlerSpec, Module
+from mqant.session import Session
 from mqant.workqueue import WorkQueue
 
 logger = logging.getLogger(__name__)
 
-_Job = tuple[HandlerSpec, tuple[Any, ...], "asyncio.Future[Any]"]
+_Job = tuple[HandlerSpec, tuple[Any, ...], "asyncio.Future[Any]", tracing.Traced | None]
 
-# True while a handler runs, and in whatever it awaits or spawns: the calls it makes are part
-# of a call in flight, which a stopping process still serves.
-_in_handler: ContextVar[bool] = ContextVar("mqant_in_handler", default=False)
+# The arguments of the handler that runs (None: none runs), in whatever it awaits or spawns:
+# the calls it makes are part of a call in flight, which a stopping process still serves, and
+# what it logs names its Session, the first argument when it has one (mqant.logs).
+_in_handler: ContextVar[tuple[Any, ...] | None] = ContextVar("mqant_in_handler", default=None)
 
 
 def in_handler() -> bool:
     """Whether the running code is (called from) a module's handler."""
-    return _in_handler.get()
+    return _in_handler.get() is not None
+
+
+def _handler_session() -> Session | None:
+    """The Session of the handler that runs, for its log lines (read per line, not per call)."""
+    args = _in_handler.get()
+    return args[0] if args and isinstance(args[0], Session) else None
+
+
+logs.add_source(_handler_session)
 
 
 class ModuleServer:
@@ -48,36 +61,48 @@ class ModuleServer:
         """Return once no call is in flight."""
         await self._idle.wait()
 
-    async def invoke(self, fn: str, args: tuple[Any, ...]) -> Any:
+    async def invoke(self, fn: str, args: tuple[Any, ...], *, caller: Context | None = None) -> Any:
         """Run handler ``fn`` with ``args`` and return its result.
 
         Raises FunctionNotFound, or RemoteError with the handler's error text. The caller
         enforces the deadline by cancelling; a queued ``register`` call whose caller has given
-        up is skipped.
+        up is skipped. With tracing on, the handler's span is the child of ``caller`` (the
+        context a remote caller sent) or of the current span (mqant.tracing).
         """
         spec = self.module.handlers.get(fn)
         if spec is None:
             raise FunctionNotFound.for_name(fn)
+        traced = (
+            None
+            if tracing.tracer is None
+            else tracing.start_handler(self.module.module_type, fn, caller)
+        )
         self.active += 1
         self._idle.clear()
         try:
             if spec.concurrent:
-                return await self._run(spec, args)
+                return await self._run(spec, args, traced)
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._serial.add((spec, args, future))
+            self._serial.add((spec, args, future, traced))
             return await future
+        except BaseException as err:
+            if traced is not None:
+                traced.fail(err)
+            raise
         finally:
             self.active -= 1
             if not self.active:
                 self._idle.set()
+            if traced is not None:
+                traced.close()
 
     async def _serve(self, job: _Job) -> None:
         """Run a ``register`` call, in its turn, and answer its caller."""
-        spec, args, future = job
+        spec, args, future, traced = job
         if future.done():  # the caller gave up while the call waited in the queue
             return
         try:
-            result = await self._run(spec, args)
+            result = await self._run(spec, args, traced)
         except RPCError as err:
             if not future.done():
                 future.set_exception(err)
@@ -85,8 +110,13 @@ class ModuleServer:
             if not future.done():
                 future.set_result(result)
 
-    async def _run(self, spec: HandlerSpec, args: tuple[Any, ...]) -> Any:
-        token = _in_handler.set(True)
+    async def _run(
+        self, spec: HandlerSpec, args: tuple[Any, ...], traced: tracing.Traced | None
+    ) -> Any:
+        token = _in_handler.set(args)
+        # The spans the handler and the code it calls start are its children, wherever it
+        # runs (the serial queue's task).
+        entered = None if traced is None else tracing.enter(traced)
         try:
             if spec.prepare is not None:
                 args = spec.prepare(args)
@@ -110,3 +140,5 @@ class ModuleServer:
             raise RemoteError("internal error") from err
         finally:
             _in_handler.reset(token)
+            if entered is not None:
+                tracing.leave(entered)

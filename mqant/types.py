@@ -32,6 +32,8 @@ class CallMessage(TypedDict):
     args: list[Any]
     reply_to: str
     deadline: float  # wall-clock seconds (time.time()) after which the caller has given up
+    # W3C trace context of the caller's RPC span, when tracing is on there (mqant.tracing)
+    traceparent: NotRequired[str]
 
 
 class ReplyMessage(TypedDict):

@@ -29,12 +29,18 @@ Environment variables:
     MQANT_LOGIN_AUTO_REGISTER "0" to refuse unknown user names at Login/HD_Login instead of
                         registering them (default "1", as mqant's clients expect)
     MQANT_LOG_LEVEL     the level of the mqant and gate loggers (default INFO)
+    MQANT_LOG_FORMAT    "text" (the default) or "json": one JSON object per line, with the
+                        trace, session and user ids of the connection or call it is about
+    OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME...: OpenTelemetry's
+                        own variables; an exporter named turns tracing on (mqant/tracing.py)
 """
 
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
 
 from mqant import project
 
@@ -213,16 +219,30 @@ MQANT.update(json.loads(os.environ.get("MQANT_SETTINGS") or "{}"))
 
 # One handler, behind a filter that bounds what clients can make the process log: at most 20
 # lines of one kind at once, then one a second, the rest counted (mqant/logs.py).
+# Each line names the session it is about, when there is one (trace, session and user ids):
+# after the text, or as fields of one JSON object per line with MQANT_LOG_FORMAT=json.
+LOG_FORMAT = os.environ.get("MQANT_LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"Expected MQANT_LOG_FORMAT text or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"rate_limit": {"()": "mqant.logs.RateLimitFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {
+        "rate_limit": {"()": "mqant.logs.RateLimitFilter"},
+        "session": {"()": "mqant.logs.SessionFilter"},
+    },
+    "formatters": {
+        "text": {
+            "()": "mqant.logs.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+        "json": {"()": "mqant.logs.JsonFormatter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["rate_limit"],
+            "formatter": LOG_FORMAT,
+            "filters": ["rate_limit", "session"],
         }
     },
     "root": {"handlers": ["console"], "level": "WARNING"},

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from mqant import config, health, runtime
+from mqant import config, health, runtime, tracing
 from mqant.security import refuse_insecure_start
 
 logger = logging.getLogger("mqant.runmodules")
@@ -76,6 +76,10 @@ async def serve(shutdown_timeout: float | None, health_addr: tuple[str, int] | N
     """Start the modules, wait for SIGTERM or SIGINT, then stop them. A second signal stops
     at once, without waiting for the calls in flight. With ``health_addr``, /healthz and
     /readyz answer there from the start to the end."""
+    try:
+        tracing.start("mqant-modules", config.process_id())
+    except ImproperlyConfigured as err:
+        raise CommandError(f"Cannot trace: {err}") from err
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     probes = health.HealthServer(lambda: health.not_ready(started=True, stopping=stopping.is_set()))
@@ -89,6 +93,8 @@ async def serve(shutdown_timeout: float | None, health_addr: tuple[str, int] | N
         await _serve(loop, stopping, shutdown_timeout)
     finally:
         probes.close()
+        if tracing.tracer is not None:  # the drain's spans included, sent in a bounded time
+            await asyncio.to_thread(tracing.stop, tracing.FLUSH_TIMEOUT)
 
 
 async def _serve(
