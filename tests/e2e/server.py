@@ -63,6 +63,10 @@ class ServerProcess:
             **({} if account_budgets else NO_ACCOUNT_BUDGETS),
             **(mqant or {}),
         }
+        for attr, setting in (("tcp_port", "TCP_ADDR"), ("ws_port", "WS_ADDR")):
+            port = str(mqant_settings[setting]).rpartition(":")[2]
+            if port.isdigit():  # a port of the caller's (one gates share): waited for at start
+                setattr(self, attr, int(port))
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "mqantsite.settings",
