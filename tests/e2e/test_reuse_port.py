@@ -4,6 +4,7 @@ chat in one room through Redis, and once one gate stops the other takes every ne
 connection."""
 
 import os
+import socket
 import time
 from pathlib import Path
 
@@ -52,7 +53,7 @@ def spread(pids: list[int], port: int, total: int) -> list[set[int]]:
 
 def local_port(client: ChatClient) -> int:
     sock = client.client.socket()
-    assert sock is not None
+    assert isinstance(sock, socket.socket), sock
     return int(sock.getsockname()[1])
 
 
