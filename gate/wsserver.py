@@ -6,7 +6,8 @@ events and bytes out); this module moves the bytes and applies the gate's limits
 
 - a connection slot per socket, taken before anything is read, the TLS handshake included
   (gate.limits.ConnectionSlot: the process's MAX_CONNECTIONS, the address's
-  MAX_CONNECTIONS_PER_ADDRESS and connect rate); a socket refused is closed at once; a TLS
+  MAX_CONNECTIONS_PER_ADDRESS and connect rate; behind a trusted proxy, the address its
+  PROXY protocol header names: gate.admission); a socket refused is closed at once; a TLS
   handshake must be done within CONNECT_TIMEOUT;
 - the handshake must arrive whole within HTTP_REQUEST_TIMEOUT (the ``Gate`` entry's
   ``HTTPTimeout`` where it says) and within MAX_HANDSHAKE_BYTES; a request that is not a
