@@ -5,6 +5,7 @@ through wss (nginx's https, /mqtt), mqtts (nginx's stream TLS) and plain MQTT (t
 proxy's 1883) from addresses of their own, and the gates see each client's address: through
 X-Forwarded-For on daphne's port, through the PROXY protocol on the shared TCP port."""
 
+import http.client
 import json
 import os
 import shutil
@@ -303,6 +304,18 @@ def test_chat_through_nginx_as_deployed(site):
     assert site.get("/readyz") == (200, b'{"ready": true}\n')
     assert site.get("/healthz")[0] == 200
     assert site.get("/metrics")[0] == 404  # never from outside
+    # The chat page and its assets through nginx: with DJANGO_HTTPS, only X-Forwarded-Proto
+    # keeps Django from redirecting to https forever.
+    status, page = site.get("/mqant/index.html")
+    assert status == 200
+    assert b"chat.js" in page
+    assert site.get("/static/mqant/chat.js")[0] == 200
+    plain = http.client.HTTPConnection("127.0.0.1", site.ports["http"], timeout=10)
+    plain.request("GET", "/mqant/index.html")
+    redirect = plain.getresponse()
+    assert redirect.status == 301
+    assert redirect.getheader("Location", "").startswith("https://")
+    plain.close()
     health = f"http://127.0.0.1:{site.ports['health']}/readyz"
     with urllib.request.urlopen(health, timeout=5) as response:
         assert response.status == 200
