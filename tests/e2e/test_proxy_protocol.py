@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from websockets.sync.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from tests.e2e.server import ServerProcess
 
@@ -61,7 +62,7 @@ def test_the_gates_websocket_port_reads_the_header_too(server):
     sock = socket.create_connection(("127.0.0.1", server.ws_port), timeout=10)
     sock.sendall(header("192.0.2.20"))
     with ws_connect(
-        f"ws://127.0.0.1:{server.ws_port}/mqtt", sock=sock, subprotocols=["mqtt"]
+        f"ws://127.0.0.1:{server.ws_port}/mqtt", sock=sock, subprotocols=[Subprotocol("mqtt")]
     ) as websocket:
         websocket.send(CONNECT)
         assert websocket.recv(timeout=10) == CONNACK_OK
