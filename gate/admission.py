@@ -31,7 +31,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 def trusted_proxies() -> tuple[Network, ...]:
     """The networks of ``PROXY_PROTOCOL_FROM``. Raises ValueError for an entry that is not an
     address or a network."""
-    return _networks(tuple(str(entry) for entry in conf.get("PROXY_PROTOCOL_FROM") or ()))
+    entries = conf.get("PROXY_PROTOCOL_FROM") or ()
+    if isinstance(entries, str):
+        raise ValueError(f"expected a list of addresses, got the string {entries!r}")
+    return _networks(tuple(str(entry) for entry in entries))
 
 
 @functools.lru_cache(maxsize=8)

@@ -139,6 +139,7 @@ async def test_reuse_port_shares_a_port_with_another_gate(settings, started_list
     ("more", "reason"),
     [
         ({"PROXY_PROTOCOL_FROM": ["not an address"]}, "must list addresses"),
+        ({"PROXY_PROTOCOL_FROM": "127.0.0.1"}, "must list addresses"),
         ({"PROXY_PROTOCOL_FROM": ["127.0.0.1"], "TLS_CERT": "c", "TLS_KEY": "k"}, "without TLS"),
     ],
 )
