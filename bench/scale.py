@@ -27,14 +27,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bench import scenarios
-from bench.proc import listening
+from bench.proc import established, listening
 from bench.rpc import delete_keys, redis_pid
 from bench.servers import BENCH_MQANT, SCRUBBED_ENV, Server, free_port, start_server
 
@@ -199,19 +200,45 @@ def measure(plan: Plan, redis_url: str, postgres_url: str) -> list[dict[str, Any
             try:
                 endpoint = deployment.endpoint(redis)
                 asyncio.run(deployment.ready())
-                for clients in plan.rr_clients:
-                    run = scenarios.rr(endpoint, clients, plan.rr_seconds)
-                    records.append({**asyncio.run(run), "gates": gates})
-                    print(line(records[-1]), flush=True)
-                for members in plan.fanout_members:
-                    run = scenarios.fanout(endpoint, members, plan.fanout_seconds)
-                    records.append({**asyncio.run(run), "gates": gates})
+                runs = [
+                    partial(scenarios.rr, endpoint, n, plan.rr_seconds) for n in plan.rr_clients
+                ]
+                runs += [
+                    partial(scenarios.fanout, endpoint, n, plan.fanout_seconds)
+                    for n in plan.fanout_members
+                ]
+                for run in runs:
+                    record, spread = asyncio.run(with_spread(run(), deployment))
+                    records.append({**record, "gates": gates, "spread": spread})
                     print(line(records[-1]), flush=True)
             finally:
                 deployment.stop()
                 delete_keys(redis_url, env["MQANT_REDIS_PREFIX"])
     add_scaling(records)
     return records
+
+
+async def with_spread(
+    run: Coroutine[Any, Any, dict[str, Any]], deployment: Deployment, every: float = 0.5
+) -> tuple[dict[str, Any], list[int]]:
+    """The scenario's record, and how its clients were spread over the gates: the
+    connections each gate served when the most were open (a sample every ``every`` s)."""
+    pids = [gate.pid for gate in deployment.gates]
+    best: list[int] = [0] * len(pids)
+
+    async def sample() -> None:
+        nonlocal best
+        while True:
+            counts = [established(pid, deployment.port) for pid in pids]
+            if sum(counts) > sum(best):
+                best = counts
+            await asyncio.sleep(every)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        return await run, best
+    finally:
+        sampler.cancel()
 
 
 def add_scaling(records: list[dict[str, Any]]) -> None:
@@ -224,7 +251,7 @@ def add_scaling(records: list[dict[str, Any]]) -> None:
 
 HEADER = (
     f"{'scenario':<8} {'clients':>7} {'gates':>5} {'msgs/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-    f"{'server CPU s':>12} {'CPU µs/msg':>10} {'load CPU s':>10} {'scaling':>7}"
+    f"{'server CPU s':>12} {'CPU µs/msg':>10} {'load CPU s':>10} {'scaling':>7}  per gate"
 )
 
 
@@ -234,7 +261,8 @@ def line(r: dict[str, Any]) -> str:
         f"{r['scenario']:<8} {r['clients']:>7} {r['gates']:>5} {r['rate']:>9.0f} "
         f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['cpu_s']:>12.2f} "
         f"{r['cpu_per_msg_us']:>10.1f} {r['client_cpu_s']:>10.2f} "
-        f"{'' if scaling is None else f'{scaling:.2f}':>7}"
+        f"{'' if scaling is None else f'{scaling:.2f}':>7}  "
+        + "/".join(map(str, r.get("spread", [])))
     )
 
 

@@ -33,6 +33,8 @@ def test_quick_scaling_run(tmp_path, redis_space, postgres_url):
         assert r["messages"] > 0
         assert r["cpu_s"] > 0
         assert r["scaling"] > 0
+        assert len(r["spread"]) == r["gates"]
+        assert sum(r["spread"]) == r["clients"], r["spread"]  # every client on some gate
         if r["scenario"] == "fanout":
             assert r["lost"] == 0
     assert all(r["scaling"] == 1.0 for r in records if r["gates"] == 1)
