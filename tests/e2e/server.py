@@ -99,12 +99,16 @@ class ServerProcess:
             self.command(),
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        wait_for_port(self.port, self.process)
-        # The gate's own listeners, listening before any request came (when they are on).
-        mqant_settings = json.loads(self.env["MQANT_SETTINGS"])
-        for port, setting in ((self.tcp_port, "TCP_ADDR"), (self.ws_port, "WS_ADDR")):
-            if mqant_settings.get(setting):
-                wait_for_port(port, self.process)
+        try:
+            wait_for_port(self.port, self.process)
+            # The gate's own listeners, listening before any request came (when they are on).
+            mqant_settings = json.loads(self.env["MQANT_SETTINGS"])
+            for port, setting in ((self.tcp_port, "TCP_ADDR"), (self.ws_port, "WS_ADDR")):
+                if mqant_settings.get(setting):
+                    wait_for_port(port, self.process)
+        except BaseException:
+            self.stop()  # a server that did not start is not left running
+            raise
         return self
 
     def run_to_exit(self, timeout: float) -> tuple[int, str]:
