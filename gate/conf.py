@@ -17,6 +17,14 @@ DEFAULTS: dict[str, Any] = {
     # PEM certificate and key: when both are set, the gate's own listeners speak TLS.
     "TLS_CERT": "",
     "TLS_KEY": "",
+    # Listen with SO_REUSEPORT on TCP_ADDR and WS_ADDR: several gate processes on one machine
+    # share those ports, the kernel spreading new connections among them. Off, a port another
+    # process holds stops the server (exit status 3).
+    "REUSE_PORT": False,
+    # Addresses or networks ("127.0.0.1", "10.0.0.0/8") of proxies whose connections to
+    # TCP_ADDR and WS_ADDR start with a PROXY protocol header (v1 or v2) naming the client,
+    # whose address the per-address limits then count (gate.admission). Empty: none.
+    "PROXY_PROTOCOL_FROM": [],
     # Largest MQTT packet accepted, fixed header included (mqant: 65535). A larger one
     # closes the connection as soon as its header arrives, before its body is buffered.
     "MAX_PACKET_SIZE": 65535,

@@ -253,17 +253,37 @@ class ConnectionSlot:
             return None
         key = address_key(address) if address else ""
         if key:
-            refusal = cls.addresses.admit(
-                key,
-                max_connections=int(conf.get("MAX_CONNECTIONS_PER_ADDRESS")),
-                rate=float(conf.get("CONNECT_RATE_PER_ADDRESS")),
-                burst=int(conf.get("CONNECT_BURST_PER_ADDRESS")),
-            )
+            refusal = cls._admit_address(key)
             if refusal is not None:
                 refusals.note(f"MQTT connection refused: {refusal}", key)
                 return None
         cls.in_use += 1
         return cls(key)
+
+    @classmethod
+    def _admit_address(cls, key: str) -> str | None:
+        return cls.addresses.admit(
+            key,
+            max_connections=int(conf.get("MAX_CONNECTIONS_PER_ADDRESS")),
+            rate=float(conf.get("CONNECT_RATE_PER_ADDRESS")),
+            burst=int(conf.get("CONNECT_BURST_PER_ADDRESS")),
+        )
+
+    def rekey(self, address: str) -> bool:
+        """Count this slot, taken for an address no per-address limit applies to (a trusted
+        proxy's), against ``address`` from now on: the client's, as the proxy says. False
+        (the refusal logged) when that address has no room or connects too fast; the slot
+        is still held then, for the caller to release."""
+        if self._key or not self._held:
+            raise RuntimeError("Only a held slot taken without an address can be rekeyed")
+        key = address_key(address) if address else ""
+        if key:
+            refusal = ConnectionSlot._admit_address(key)
+            if refusal is not None:
+                refusals.note(f"MQTT connection refused: {refusal}", key)
+                return False
+        self._key = key
+        return True
 
     def release(self) -> None:
         """Give the slot back; once only, however often it is called."""

@@ -15,7 +15,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from gate import conf, tcp, wsserver
+from gate import admission, conf, tcp, wsserver
 from gate.sockets import Socket
 from mqant import config as mqant_config
 from mqant.asgi import CannotStart
@@ -79,6 +79,7 @@ async def start() -> None:
     """Start the listeners the settings name. Raises CannotStart, after closing those it
     started, when one cannot listen."""
     settings = listener_settings()
+    _check_proxy_protocol(settings)
     try:
         context = tls_context(settings.cert, settings.key)
     except (OSError, ssl.SSLError) as err:
@@ -99,6 +100,21 @@ async def start() -> None:
         raise
 
 
+def _check_proxy_protocol(settings: ListenerSettings) -> None:
+    """Raise CannotStart for a PROXY_PROTOCOL_FROM that is not a list of addresses, or that
+    comes with the listeners' own TLS: the header comes before a TLS handshake, which asyncio
+    cannot start on bytes read already. The proxy ends TLS (nginx's stream ``ssl``)."""
+    try:
+        trusted = admission.trusted_proxies()
+    except (TypeError, ValueError) as err:
+        raise CannotStart(f"MQANT['PROXY_PROTOCOL_FROM'] must list addresses: {err}") from err
+    if trusted and settings.cert and settings.key:
+        raise CannotStart(
+            "MQANT['PROXY_PROTOCOL_FROM'] needs listeners without TLS_CERT/TLS_KEY: "
+            "let the proxy in front end TLS"
+        )
+
+
 # Per listener: its name, the URL scheme of its clients (without TLS), its setting and its key
 # in the Gate entry.
 KINDS = {
@@ -115,7 +131,9 @@ async def _listen(kind: str, addr: str, handler: Handler, context: ssl.SSLContex
         # A TLS handshake comes before anything else; it gets CONNECT's deadline. The socket
         # runs it itself, once it holds its connection slot (gate.sockets).
         tls = None if context is None else (context, float(conf.get("CONNECT_TIMEOUT")))
-        server = await loop.create_server(lambda: Socket(handler, tls), host, port)
+        server = await loop.create_server(
+            lambda: Socket(handler, tls), host, port, reuse_port=bool(conf.get("REUSE_PORT"))
+        )
     except (OSError, ValueError) as err:
         raise CannotStart(
             f"{name} cannot listen on {addr}: {err}. Set MQANT['{setting}'] (or the Gate "

@@ -119,6 +119,12 @@ class Socket(asyncio.Protocol):
             self.transport.resume_reading()
         return data
 
+    def unread(self, data: bytes) -> None:
+        """Put ``data``, read too far, back before what is buffered: the next read returns it."""
+        if data:
+            self._chunks.insert(0, data)
+            self._buffered += len(data)
+
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)

@@ -4,9 +4,9 @@ the same MQTTConnection the WebSocket transports use, optionally over TLS."""
 import asyncio
 import logging
 
-from gate import conf
+from gate import admission, conf
 from gate.connection import MQTTConnection
-from gate.limits import ConnectionSlot, TokenBucket
+from gate.limits import TokenBucket
 from gate.node import GATE_ID
 from gate.sockets import Socket
 
@@ -38,12 +38,13 @@ class TCPTransport:
 
 async def serve_client(socket: Socket) -> None:
     """Run one client connection until either side closes it. A client the limits refuse
-    (gate.limits.ConnectionSlot: the process's, or its address's) is closed at once."""
-    ip = socket.peer()
-    slot = ConnectionSlot.take(ip)
-    if slot is None:  # before its TLS handshake, if any (gate.sockets)
+    (gate.limits.ConnectionSlot: the process's, or its address's, the one a trusted proxy
+    names: gate.admission) is closed at once."""
+    admitted = await admission.admit(socket)
+    if admitted is None:  # before its TLS handshake, if any (gate.sockets)
         socket.abort()
         return
+    slot, ip = admitted
     try:
         try:
             await socket.start_tls()

@@ -6,7 +6,8 @@ events and bytes out); this module moves the bytes and applies the gate's limits
 
 - a connection slot per socket, taken before anything is read, the TLS handshake included
   (gate.limits.ConnectionSlot: the process's MAX_CONNECTIONS, the address's
-  MAX_CONNECTIONS_PER_ADDRESS and connect rate); a socket refused is closed at once; a TLS
+  MAX_CONNECTIONS_PER_ADDRESS and connect rate; behind a trusted proxy, the address its
+  PROXY protocol header names: gate.admission); a socket refused is closed at once; a TLS
   handshake must be done within CONNECT_TIMEOUT;
 - the handshake must arrive whole within HTTP_REQUEST_TIMEOUT (the ``Gate`` entry's
   ``HTTPTimeout`` where it says) and within MAX_HANDSHAKE_BYTES; a request that is not a
@@ -33,9 +34,9 @@ from websockets.http11 import Request, Response
 from websockets.protocol import Protocol, Side, State
 from websockets.server import ServerProtocol
 
-from gate import conf
+from gate import admission, conf
 from gate.connection import MQTTConnection
-from gate.limits import ConnectionSlot, TokenBucket
+from gate.limits import TokenBucket
 from gate.node import GATE_ID
 from gate.sockets import Socket
 from gate.ws import (
@@ -230,11 +231,11 @@ async def serve_client(socket: Socket, *, handshake_timeout: float) -> None:
     (gate.limits.ConnectionSlot) is taken first, before anything is read: a socket the limits
     refuse is closed at once, before its TLS handshake too (gate.sockets). Then the WebSocket
     handshake must arrive within ``handshake_timeout`` seconds."""
-    ip = socket.peer()
-    slot = ConnectionSlot.take(ip)
-    if slot is None:
+    admitted = await admission.admit(socket)  # the client's address behind a trusted proxy
+    if admitted is None:
         socket.abort()
         return
+    slot, ip = admitted
     websocket = WebSocket(socket)
     try:
         try:

@@ -24,6 +24,8 @@ Environment variables:
     SQLITE_PATH         where the SQLite database lives (default: db.sqlite3 beside manage.py)
     MQANT_CONFIG        the deployment file, mqant's server.conf format (see mqant/config.py)
     MQANT_PROCESS_ID    this process's ProcessID in that file (default "development")
+    MQANT_REUSE_PORT    "1": MQANT["REUSE_PORT"], gate processes sharing the gate's own ports
+    MQANT_PROXY_PROTOCOL_FROM comma-separated addresses or networks: MQANT["PROXY_PROTOCOL_FROM"]
     MQANT_SETTINGS      a JSON object merged over the MQANT settings below
     MQANT_EXTRA_APPS    comma-separated Django apps (with modules) added to INSTALLED_APPS
     MQANT_LOGIN_AUTO_REGISTER "0" to refuse unknown user names at Login/HD_Login instead of
@@ -213,6 +215,13 @@ MQANT: dict[str, Any] = {
 }
 # Module nodes of every process, registered in Redis with a heartbeat, with REDIS_URL.
 MQANT["REGISTRY"] = project.registry(REDIS_URL, REDIS_PREFIX)
+
+# Several gate processes on one machine sharing TCP_ADDR and WS_ADDR (SO_REUSEPORT), and the
+# proxies whose connections there start with a PROXY protocol header (comma-separated).
+if os.environ.get("MQANT_REUSE_PORT", "0") == "1":
+    MQANT["REUSE_PORT"] = True
+if proxies := os.environ.get("MQANT_PROXY_PROTOCOL_FROM", ""):
+    MQANT["PROXY_PROTOCOL_FROM"] = [entry.strip() for entry in proxies.split(",") if entry.strip()]
 
 # MQANT_SETTINGS: a JSON object merged over MQANT, e.g. '{"TCP_ADDR": "0.0.0.0:3563"}'.
 MQANT.update(json.loads(os.environ.get("MQANT_SETTINGS") or "{}"))

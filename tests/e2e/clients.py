@@ -27,6 +27,8 @@ class ChatClient:
         client_id: str = "",
         qos: int = 1,
         msgids: Iterator[int] | None = None,
+        tls_ca: str = "",
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.pending: list[tuple[str, bytes]] = []
@@ -40,7 +42,9 @@ class ChatClient:
             transport=transport,  # type: ignore[arg-type]
         )
         if transport == "websockets":
-            self.client.ws_set_options(path=path)
+            self.client.ws_set_options(path=path, headers=headers)
+        if tls_ca:  # TLS (mqtts, wss), the server's certificate signed by this CA file
+            self.client.tls_set(ca_certs=tls_ca)
         self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, bytes(m.payload)))
         self.disconnects = 0  # the server closing on it (paho then reconnects by itself)
         self.client.on_disconnect = self._count_disconnect

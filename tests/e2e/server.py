@@ -63,6 +63,10 @@ class ServerProcess:
             **({} if account_budgets else NO_ACCOUNT_BUDGETS),
             **(mqant or {}),
         }
+        for attr, setting in (("tcp_port", "TCP_ADDR"), ("ws_port", "WS_ADDR")):
+            port = str(mqant_settings[setting]).rpartition(":")[2]
+            if port.isdigit():  # a port of the caller's (one gates share): waited for at start
+                setattr(self, attr, int(port))
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "mqantsite.settings",
@@ -95,12 +99,16 @@ class ServerProcess:
             self.command(),
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        wait_for_port(self.port, self.process)
-        # The gate's own listeners, listening before any request came (when they are on).
-        mqant_settings = json.loads(self.env["MQANT_SETTINGS"])
-        for port, setting in ((self.tcp_port, "TCP_ADDR"), (self.ws_port, "WS_ADDR")):
-            if mqant_settings.get(setting):
-                wait_for_port(port, self.process)
+        try:
+            wait_for_port(self.port, self.process)
+            # The gate's own listeners, listening before any request came (when they are on).
+            mqant_settings = json.loads(self.env["MQANT_SETTINGS"])
+            for port, setting in ((self.tcp_port, "TCP_ADDR"), (self.ws_port, "WS_ADDR")):
+                if mqant_settings.get(setting):
+                    wait_for_port(port, self.process)
+        except BaseException:
+            self.stop()  # a server that did not start is not left running
+            raise
         return self
 
     def run_to_exit(self, timeout: float) -> tuple[int, str]:
