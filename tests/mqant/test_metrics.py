@@ -86,7 +86,8 @@ async def test_dispatch_counts_a_call_by_its_outcome(mqant_started):
     handled = count("mqant_handler_calls_total", **metrics_labels(), **labels, outcome="ok")
     rpc = count("mqant_rpc_calls_total", **metrics_labels(), target="HelloWorld", outcome="ok")
     reply = await routing.dispatch(session, "HelloWorld", "HD_Say", {"say": "hi"})
-    assert reply["Error"] == ""  # type: ignore[index]
+    assert isinstance(reply, dict)
+    assert reply["Error"] == ""
     assert count("mqant_calls_total", **metrics_labels(), **labels, outcome="ok") == ok + 1
     after = count("mqant_handler_calls_total", **metrics_labels(), **labels, outcome="ok")
     assert after == handled + 1
