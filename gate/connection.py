@@ -53,11 +53,10 @@ class MQTTConnection:
         server_id: str = "",
         kind: str = "",
     ) -> None:
-        # Counted under kind (metrics.TRANSPORTS), the network by default.
-        self._counts = counts = metrics.transport(kind or network)
-        counts.connections.value += 1
-        counts.opened.value += 1
-        self._packets_in = self._packets_out = 0
+        # Counted under kind (metrics.TRANSPORTS), the network by default; its bytes and
+        # packets are summed when the metrics are collected (_gather).
+        self._counts = metrics.transport(kind or network)
+        self.bytes_in = self.bytes_out = 0
         self.protocol = ServerProtocol(
             max_packet_size=int(conf.get("MAX_PACKET_SIZE")),
             max_topics_per_subscribe=int(conf.get("MAX_TOPICS_PER_SUBSCRIBE")),
@@ -78,6 +77,8 @@ class MQTTConnection:
             float(conf.get("CONNECT_TIMEOUT")), self._check_connect
         )
         MQTTConnection.live.add(self)
+        self._counts.connections.value += 1
+        self._counts.opened.value += 1
 
     @classmethod
     async def open(
@@ -109,18 +110,13 @@ class MQTTConnection:
         self._last_seen = now = self._loop.time()
         if self._accepted:
             self.host.keeper.active(now)
-        counts = self._counts
-        counts.bytes_received.value += len(data)
+        self.bytes_in += len(data)
         try:
             events = self.protocol.receive_data(data)
         except ProtocolError as err:
             logger.info("%r: closing, protocol error: %s", self, err)
             await self.close()
             return
-        finally:
-            received = self.protocol.packets_received
-            counts.packets_received.value += received - self._packets_in
-            self._packets_in = received
         if self._past_control_rate():
             logger.info("%r: closing, it sent control packets past their rate", self)
             metrics.RATE_LIMITS.child("control_rate").add()
@@ -166,6 +162,7 @@ class MQTTConnection:
         self._counts.connections.value -= 1
         self.outbox.stop()
         MQTTConnection.live.discard(self)
+        _retire(self)
         if self._timer is not None:
             self._timer.cancel()
         self.calls.cancel()
@@ -284,10 +281,7 @@ class MQTTConnection:
     async def _flush(self) -> None:
         data = self.protocol.data_to_send()
         if data and not self.outbox.closed:  # no coroutine for nothing to send
-            counts, sent = self._counts, self.protocol.packets_sent
-            counts.bytes_sent.value += len(data)
-            counts.packets_sent.value += sent - self._packets_out
-            self._packets_out = sent
+            self.bytes_out += len(data)
             await self.outbox.send(data)
 
     def _close_soon(self, reason: str) -> None:
@@ -324,6 +318,42 @@ class MQTTConnection:
             self._close_soon(f"silent for {idle:.1f} s (limit {limit:.1f} s)")
         else:
             self._timer = self._loop.call_later(limit - idle, self._check_idle)
+
+
+# The packets and bytes of the connections that ended, by transport: (packets received,
+# packets sent, bytes received, bytes sent).
+_retired: dict[metrics.TransportCounts, list[int]] = {}
+
+
+def _figures(connection: MQTTConnection) -> tuple[int, int, int, int]:
+    protocol = connection.protocol
+    return (
+        protocol.packets_received, protocol.packets_sent, connection.bytes_in, connection.bytes_out
+    )  # fmt: skip
+
+
+def _retire(connection: MQTTConnection) -> None:
+    totals = _retired.setdefault(connection._counts, [0, 0, 0, 0])
+    for i, n in enumerate(_figures(connection)):
+        totals[i] += n
+
+
+def _gather() -> None:
+    """The transports' packets and bytes, those of the live connections and of those that
+    ended, into the metrics (at a scrape: the hot path counts only on the connection)."""
+    totals = {counts: list(retired) for counts, retired in _retired.items()}
+    for connection in list(MQTTConnection.live):
+        figures = totals.setdefault(connection._counts, [0, 0, 0, 0])
+        for i, n in enumerate(_figures(connection)):
+            figures[i] += n
+    for counts, (packets_in, packets_out, bytes_in, bytes_out) in totals.items():
+        counts.packets_received.value = packets_in
+        counts.packets_sent.value = packets_out
+        counts.bytes_received.value = bytes_in
+        counts.bytes_sent.value = bytes_out
+
+
+metrics.on_collect(_gather)
 
 
 def _count_refused(topic: str, refusal: Refusal) -> None:

@@ -232,16 +232,23 @@ class App:
         if remaining <= 0:  # the caller has given up already
             return
         reply: ReplyMessage = empty_reply(message["id"])
+        counts = server.counts(message["fn"])
+        started, outcome = time.perf_counter(), metrics.CANCELLED
         try:
             if not server.accepting:  # the caller's registry is behind: it may pick another
                 raise ServiceNotFound.for_type(node.module_type)
             async with timeouts.deadline(remaining):
                 result = await server.invoke(message["fn"], decode_args(message["args"]))
             reply["result"] = encode_value(result)
+            outcome = metrics.OK
         except TimeoutError:
+            outcome = metrics.TIMEOUT
             return  # the caller has given up too; a late reply would only be dropped
         except RPCError as err:
             reply["error"], reply["kind"] = str(err), err.kind
+            outcome = metrics.outcome_of(err.kind)
+        finally:
+            counts.done(outcome, time.perf_counter() - started)
         if message["reply_to"]:
             await self._reply(node, message, reply)
 

@@ -16,8 +16,9 @@ name a registered module type and one of its handlers (``know_handlers``), or ar
 """
 
 import bisect
+import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client.core import (
@@ -27,6 +28,8 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import REGISTRY, Collector
+
+logger = logging.getLogger(__name__)
 
 UNKNOWN = "(unknown)"
 
@@ -99,15 +102,15 @@ class Timings:
     """A histogram's buckets (not cumulative: the collector sums them) and sum, for one set of
     labels."""
 
-    __slots__ = ("_bounds", "counts", "sum")
+    __slots__ = ("bounds", "counts", "sum")
 
     def __init__(self, bounds: Sequence[float]) -> None:
-        self._bounds = tuple(bounds)
-        self.counts = [0] * (len(self._bounds) + 1)  # the last: over every bound (+Inf)
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last: over every bound (+Inf)
         self.sum = 0.0
 
     def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(self._bounds, seconds)] += 1
+        self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
         self.sum += seconds
 
 
@@ -186,12 +189,18 @@ class _Metrics(Collector):
         self.families: list[Family] = []
         self.process = ""
         self.gate = ""
+        self.gatherers: list[Callable[[], None]] = []
 
     def add(self, family: Family) -> Family:
         self.families.append(family)
         return family
 
     def collect(self) -> Iterator[Metric]:
+        for gather in list(self.gatherers):
+            try:
+                gather()
+            except Exception:  # the other figures are still worth a scrape
+                logger.exception("gathering metrics with %r failed", gather)
         identity = (self.process, self.gate)
         for family in self.families:
             yield family.collect(identity)
@@ -216,6 +225,13 @@ def identify(*, process: str | None = None, gate: str | None = None) -> None:
         _metrics.process = process
     if gate is not None:
         _metrics.gate = gate
+
+
+def on_collect(gather: Callable[[], None]) -> None:
+    """Call ``gather`` before each collection: it brings figures the hot path keeps elsewhere
+    (a connection's bytes) into their children."""
+    if gather not in _metrics.gatherers:
+        _metrics.gatherers.append(gather)
 
 
 def identity() -> tuple[str, str]:
@@ -353,24 +369,84 @@ def call_labels(target: str, handler: str) -> tuple[str, str]:
     return UNKNOWN, UNKNOWN
 
 
-def count_call(target: str, handler: str, outcome: str, seconds: float | None = None) -> None:
-    """Count a client's call to ``target``'s ``handler`` (client-chosen strings, bounded
-    here); a call answered ``ok`` teaches that its handler exists (a handler registered in
-    on_init of a module in another process)."""
-    module = module_of(target)
-    labels = CALLS.children.get((module, handler, outcome))
-    if labels is None:
+class CallCounts:
+    """The children of one callee (a module type's handler, or a module type): one count per
+    outcome, and the timings. ``done`` is what a call costs: one method call."""
+
+    __slots__ = ("_counts", "_labels", "known", "ok", "timings")
+
+    def __init__(self, counts: Family, timings: Family, labels: tuple[str, ...]) -> None:
+        self._counts, self._labels = counts, labels
+        self.known = labels[0] != UNKNOWN
+        self.ok: Count = counts.child(*labels, OK)
+        self.timings: Timings = timings.child(*labels)
+
+    def done(self, outcome: str, seconds: float) -> None:
+        """Count a call that ended with ``outcome`` after ``seconds``."""
         if outcome == OK:
-            learn_handler(module, handler)
-        module, handler = call_labels(module, handler)
-        labels = CALLS.child(module, handler, outcome)
-    labels.value += 1
-    if seconds is not None:
-        timings = CALL_SECONDS.children.get((module, handler))
-        if timings is None:
-            module, handler = call_labels(module, handler)
-            timings = CALL_SECONDS.child(module, handler)
-        timings.observe(seconds)
+            self.ok.value += 1
+        else:
+            self._counts.child(*self._labels, outcome).add()
+        timings = self.timings
+        timings.counts[bisect.bisect_left(timings.bounds, seconds)] += 1
+        timings.sum += seconds
+
+
+# Clients' calls by (target, handler) as they came (a target with no "@node"), for known
+# handlers only: at most one entry per handler that exists.
+_client_calls: dict[tuple[str, str], CallCounts] = {}
+
+
+def client_call(target: str, handler: str) -> CallCounts:
+    """The counts of a client's call to ``target``'s ``handler`` (strings the client chose,
+    bounded here: an unknown pair is counted as ``(unknown)``)."""
+    counts = _client_calls.get((target, handler))
+    if counts is not None:
+        return counts
+    module = module_of(target)
+    if not is_known(module, handler):
+        module = handler = UNKNOWN
+    counts = _client_calls.get((module, handler))
+    if counts is None:
+        counts = _client_calls[(module, handler)] = CallCounts(
+            CALLS, CALL_SECONDS, (module, handler)
+        )
+    return counts
+
+
+def client_call_done(
+    counts: CallCounts, target: str, handler: str, outcome: str, seconds: float
+) -> None:
+    """Count a client's call (``counts``: its ``client_call``) that ended with ``outcome``;
+    one answered ``ok`` teaches that its handler exists (a handler registered in on_init of a
+    module in another process)."""
+    if not counts.known and outcome == OK and learn_handler(module_of(target), handler):
+        counts = client_call(target, handler)
+    counts.done(outcome, seconds)
+
+
+def count_call(target: str, handler: str, outcome: str, seconds: float = 0.0) -> None:
+    """``client_call_done`` in one step."""
+    client_call_done(client_call(target, handler), target, handler, outcome, seconds)
+
+
+def handler_calls(module_type: str, handler: str) -> CallCounts:
+    """The counts of a handler this process runs (a registered one: the labels stay bounded)."""
+    return CallCounts(HANDLER_CALLS, HANDLER_SECONDS, (module_type, handler))
+
+
+_rpc_calls: dict[str, CallCounts] = {}
+
+
+def rpc_calls(module_type: str) -> CallCounts:
+    """The counts of RPC calls to ``module_type`` (one that exists, else ``(unknown)``)."""
+    counts = _rpc_calls.get(module_type)
+    if counts is None:
+        target = module_type if module_type in _handlers else UNKNOWN
+        counts = _rpc_calls.get(target)
+        if counts is None:
+            counts = _rpc_calls[target] = CallCounts(RPC_CALLS, RPC_SECONDS, (target,))
+    return counts
 
 
 class TransportCounts:
@@ -409,11 +485,6 @@ def transport(name: str) -> TransportCounts:
     if counts is None:
         counts = _transports[name] = TransportCounts(name)
     return counts
-
-
-def rpc_target(module_type: str) -> str:
-    """A module type as the ``target`` label: one that exists, else ``(unknown)``."""
-    return module_type if module_type in _handlers else UNKNOWN
 
 
 REGISTRY.register(_metrics)

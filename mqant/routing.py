@@ -108,6 +108,7 @@ async def dispatch(
     module is reported before a malformed payload; a ValueError is ``JSON_ERROR``), or the
     payload itself without ``decode``."""
     trace = session.trace_id
+    counts = metrics.client_call(target, handler)
     started, outcome = perf_counter(), metrics.CANCELLED
     try:
         if not handler.startswith("HD_"):
@@ -119,7 +120,7 @@ async def dispatch(
         except ValueError:
             outcome = metrics.BAD_REQUEST
             raise RPCError(JSON_ERROR) from None
-        result = await rpc.call_node(node, handler, (session, msg), timeout=rpc.default_timeout())
+        result = await rpc.reach(node, handler, (session, msg), rpc.default_timeout())
         outcome = metrics.OK
     except RPCError as err:
         if outcome == metrics.CANCELLED:
@@ -135,5 +136,8 @@ async def dispatch(
             error, outcome = INTERNAL_ERROR, metrics.ERROR
         return envelope(trace, error, None)
     finally:
-        metrics.count_call(target, handler, outcome, perf_counter() - started)
+        if counts.known:
+            counts.done(outcome, perf_counter() - started)
+        else:  # an answer may teach that the handler exists
+            metrics.client_call_done(counts, target, handler, outcome, perf_counter() - started)
     return result if isinstance(result, bytes) else envelope(trace, "", result)

@@ -4,7 +4,6 @@
 import asyncio
 import logging
 from contextvars import ContextVar
-from time import perf_counter
 from typing import Any
 
 from mqant import dependencies, metrics
@@ -32,7 +31,7 @@ class ModuleServer:
 
     def __init__(self, module: Module) -> None:
         self.module = module
-        self._type = module.module_type
+        self._counts: dict[str, metrics.CallCounts] = {}
         self._serial: WorkQueue[_Job] = WorkQueue(self._serve, lambda: f"{module!r}: a call")
         self.active = 0  # calls accepted and not finished
         # False once the process stops: only its own calls in flight still reach the node,
@@ -40,6 +39,16 @@ class ModuleServer:
         self.accepting = True
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def counts(self, fn: str) -> metrics.CallCounts:
+        """The metrics of the calls of handler ``fn`` (``(unknown)`` for a name the module
+        does not register: the labels stay bounded)."""
+        counts = self._counts.get(fn)
+        if counts is None:
+            name = fn if fn in self.module.handlers else metrics.UNKNOWN
+            counts = self._counts.get(name) or metrics.handler_calls(self.module.module_type, name)
+            self._counts[name] = counts
+        return counts
 
     async def stop(self) -> None:
         """Cancel the ``register`` calls that run or wait: their callers are left to time out."""
@@ -59,30 +68,19 @@ class ModuleServer:
         """
         spec = self.module.handlers.get(fn)
         if spec is None:
-            metrics.HANDLER_CALLS.child(self._type, metrics.UNKNOWN, metrics.NOT_FOUND).add()
             raise FunctionNotFound.for_name(fn)
         self.active += 1
         self._idle.clear()
-        started, outcome = perf_counter(), metrics.CANCELLED
         try:
             if spec.concurrent:
-                result = await self._run(spec, args)
-            else:
-                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-                self._serial.add((spec, args, future))
-                result = await future
-            outcome = metrics.OK
-            return result
-        except RPCError as err:
-            outcome = metrics.outcome_of(err.kind)
-            raise
+                return await self._run(spec, args)
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._serial.add((spec, args, future))
+            return await future
         finally:
             self.active -= 1
             if not self.active:
                 self._idle.set()
-            # fn is a registered handler's name: the labels stay bounded.
-            metrics.HANDLER_CALLS.child(self._type, fn, outcome).add()
-            metrics.HANDLER_SECONDS.child(self._type, fn).observe(perf_counter() - started)
 
     async def _serve(self, job: _Job) -> None:
         """Run a ``register`` call, in its turn, and answer its caller."""

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mqant import Session, health, metrics, routing, runtime, scrape
+from mqant import FunctionNotFound, Session, call, health, metrics, routing, runtime, scrape
 from mqant.looplag import LoopLag
 
 
@@ -39,7 +39,7 @@ def test_client_chosen_handler_names_create_no_series():
     grown = series("mqant_calls_total") - before
     modules = {dict(labels)["module"] for labels in grown}
     assert modules <= {metrics.UNKNOWN}
-    assert len(grown) <= 3  # one per outcome, whatever the names
+    assert len(grown) <= 4  # ok and one per outcome seen, whatever the names
     assert "HD_Garbage" not in generate_latest(REGISTRY).decode()
 
 
@@ -81,25 +81,32 @@ def test_every_series_carries_process_and_gate(monkeypatch):
 
 async def test_dispatch_counts_a_call_by_its_outcome(mqant_started):
     session = Session.for_http(user_id="", ip="127.0.0.1", topic="HelloWorld/HD_Say")
-    labels = {"module": "HelloWorld", "handler": "HD_Say"}
-    ok = count("mqant_calls_total", **metrics_labels(), **labels, outcome="ok")
-    handled = count("mqant_handler_calls_total", **metrics_labels(), **labels, outcome="ok")
+    labels = {**metrics_labels(), "module": "HelloWorld", "handler": "HD_Say"}
+    ok = count("mqant_calls_total", **labels, outcome="ok")
     rpc = count("mqant_rpc_calls_total", **metrics_labels(), target="HelloWorld", outcome="ok")
     reply = await routing.dispatch(session, "HelloWorld", "HD_Say", {"say": "hi"})
     assert isinstance(reply, dict)
     assert reply["Error"] == ""
-    assert count("mqant_calls_total", **metrics_labels(), **labels, outcome="ok") == ok + 1
-    after = count("mqant_handler_calls_total", **metrics_labels(), **labels, outcome="ok")
-    assert after == handled + 1
-    rpc_after = count(
-        "mqant_rpc_calls_total", **metrics_labels(), target="HelloWorld", outcome="ok"
-    )
-    assert rpc_after == rpc + 1
-    bad = count("mqant_calls_total", **metrics_labels(), **labels, outcome="bad_request")
+    assert count("mqant_calls_total", **labels, outcome="ok") == ok + 1
+    # A client's call is counted once, as such: not again as an RPC call.
+    assert count("mqant_rpc_calls_total", **metrics_labels(), target="HelloWorld") == rpc
+    bad = count("mqant_calls_total", **labels, outcome="bad_request")
     await routing.dispatch(session, "HelloWorld", "HD_Say", b"{nope}", routing.decode_payload)
-    assert count("mqant_calls_total", **metrics_labels(), **labels, outcome="bad_request") == (
-        bad + 1
-    )
+    assert count("mqant_calls_total", **labels, outcome="bad_request") == bad + 1
+
+
+async def test_a_modules_rpc_call_is_counted_by_its_target(mqant_started):
+    session = Session.for_http(user_id="", ip="127.0.0.1", topic="HelloWorld/HD_Say")
+    labels = {**metrics_labels(), "target": "HelloWorld"}
+    ok = count("mqant_rpc_calls_total", **labels, outcome="ok")
+    missing = count("mqant_rpc_calls_total", **labels, outcome="not_found")
+    timed = count("mqant_rpc_seconds_count", **labels)
+    assert await call("HelloWorld", "HD_Say", session, {"say": "hi"}) == "you say : hi"
+    with pytest.raises(FunctionNotFound):
+        await call("HelloWorld", "HD_Nothing", session, {})
+    assert count("mqant_rpc_calls_total", **labels, outcome="ok") == ok + 1
+    assert count("mqant_rpc_calls_total", **labels, outcome="not_found") == missing + 1
+    assert count("mqant_rpc_seconds_count", **labels) == timed + 2
 
 
 def metrics_labels() -> dict[str, str]:
