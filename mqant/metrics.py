@@ -1,8 +1,9 @@
 """This process's Prometheus metrics, in ``prometheus_client.REGISTRY``.
 
 The hot path (every packet, every call) counts into plain Python numbers of children bound
-once — ``child.add()`` is an attribute increment, about a tenth of a prometheus_client child's
-``inc()``, which takes a lock — and a collector turns them into metric families only when
+once — an attribute increment, about a tenth of a prometheus_client child's ``inc()``, which
+takes a lock; a connection's bytes and packets are counted on the connection itself and summed
+at a scrape (``on_collect``) — and a collector turns them into metric families only when
 someone scrapes (``/metrics``: mqant.scrape). Every series carries the labels ``process`` (the
 process's ProcessID) and ``gate`` (its gate's id, ``""`` in a module process), added at
 collection: ``identify`` sets them.
@@ -280,16 +281,22 @@ CALLS = _counter(
 CALL_SECONDS = _histogram(
     "mqant_call_seconds", "clients' calls, from routing to the answer", ["module", "handler"]
 )
+# Each call is timed once where it is counted: a client's call where it is routed (above),
+# an RPC call by its caller (below), a call that came through the channel layer also by the
+# module that served it (here).
 HANDLER_CALLS = _counter(
     "mqant_handler_calls_total",
-    "handler runs of the modules this process hosts, whoever called",
+    "calls the modules of this process served for other processes (through the channel layer)",
     ["module", "handler", "outcome"],
 )
 HANDLER_SECONDS = _histogram(
-    "mqant_handler_seconds", "handler runs, queueing included", ["module", "handler"]
-)
+    "mqant_handler_seconds", "calls served for other processes, queueing included",
+    ["module", "handler"],
+)  # fmt: skip
 RPC_CALLS = _counter(
-    "mqant_rpc_calls_total", "RPC calls this process made, by module type", ["target", "outcome"]
+    "mqant_rpc_calls_total",
+    "RPC calls this process made (mqant.call...; not clients' calls), by module type",
+    ["target", "outcome"],
 )
 RPC_SECONDS = _histogram("mqant_rpc_seconds", "RPC calls this process made", ["target"])
 
