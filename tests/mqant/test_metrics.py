@@ -7,11 +7,13 @@ import time
 from typing import Any
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mqant import FunctionNotFound, Session, call, health, metrics, routing, runtime, scrape
 from mqant.looplag import LoopLag
+from mqant.security import MIN_METRICS_TOKEN, refuse_insecure_start
 
 
 def series(name: str) -> set[tuple[tuple[str, str], ...]]:
@@ -160,3 +162,11 @@ def test_without_a_token_the_asgi_application_leaves_metrics_to_the_project(sett
     assert not scrape.answers(scope)
     settings.MQANT = {**settings.MQANT, "METRICS_TOKEN": "t0ken-of-some-length"}
     assert scrape.answers(scope)
+
+
+def test_a_guessable_metrics_token_refuses_the_start(settings):
+    settings.MQANT = {**settings.MQANT, "METRICS_TOKEN": "short"}
+    with pytest.raises(ImproperlyConfigured, match="MQANT_METRICS_TOKEN has 5 characters"):
+        refuse_insecure_start()
+    settings.MQANT = {**settings.MQANT, "METRICS_TOKEN": "x" * MIN_METRICS_TOKEN}
+    refuse_insecure_start()
