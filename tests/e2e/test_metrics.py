@@ -131,10 +131,19 @@ def test_a_scripted_chat_shows_in_the_gates_metrics(gate):
     assert delta("mqant_rpc_calls_total", target="Login", outcome="ok") >= 2
 
 
-def test_without_a_token_metrics_are_the_projects(tmp_path):
-    server = ServerProcess(tmp_path).start()
+def test_without_a_token_metrics_are_the_projects_or_on_an_operators_port(tmp_path):
+    metrics_port = free_port()
+    server = ServerProcess(tmp_path, mqant={"METRICS_ADDR": f"127.0.0.1:{metrics_port}"}).start()
     try:
-        assert scrape(server.port)[0] == 404  # Django's answer: not served at all
+        assert server.process is not None
+        wait_for_port(metrics_port, server.process)
+        assert scrape(server.port)[0] == 404  # Django's answer: not served on the HTTP port
+        status, text = scrape(metrics_port, None)
+        assert status == 200
+        found = samples(text)
+        (gate,) = label_values(found, "mqant_event_loop_lag_seconds", "gate")
+        assert gate.startswith("Gate@")
+        assert value(found, "mqant_fanout_deliveries_total") == 0
     finally:
         server.stop()
 
