@@ -115,6 +115,8 @@ class MQTTConnection:
             events = self.protocol.receive_data(data)
         except ProtocolError as err:
             logger.info("%r: closing, protocol error: %s", self, err)
+            if not self._accepted:  # it broke the protocol before it was let in
+                self._counts.refused("protocol")
             await self.close()
             return
         if self._past_control_rate():

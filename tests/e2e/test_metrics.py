@@ -4,6 +4,7 @@ produce, exactly, and a client's garbage never becomes a label."""
 
 import json
 import os
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -95,6 +96,9 @@ def test_a_scripted_chat_shows_in_the_gates_metrics(gate):
         replies = [alice.request("HelloWorld/HD_Say", {"say": "x"}) for _ in range(25)]
         assert replies[-1]["Error"] == "the message rate is exceeded"
         refused = sum(r["Error"] == "the message rate is exceeded" for r in replies)
+        with socket.create_connection(("127.0.0.1", gate.tcp_port), timeout=5) as raw:
+            raw.sendall(b"\xc0\x00")  # a PINGREQ before any CONNECT: refused
+            assert raw.recv(16) == b""  # closed by the server
         _, after = scrape(gate.port)
     finally:
         alice.close()
@@ -105,8 +109,9 @@ def test_a_scripted_chat_shows_in_the_gates_metrics(gate):
         return value(found, name, **labels) - value(first, name, **labels)
 
     assert delta("mqant_connections_opened_total", transport="websocket") == 1
-    assert delta("mqant_connections_opened_total", transport="tcp") == 1
-    assert value(found, "mqant_connections", transport="tcp") == 1  # bob still connected
+    assert delta("mqant_connections_opened_total", transport="tcp") == 2
+    assert delta("mqant_connections_refused_total", transport="tcp", reason="protocol") == 1
+    assert value(found, "mqant_connections", transport="tcp") >= 1  # bob is still connected
     ok = {"outcome": "ok"}
     assert delta("mqant_calls_total", module="Login", handler="HD_Login", **ok) == 2
     assert delta("mqant_calls_total", module="Chat", handler="HD_JoinChat", **ok) == 2
@@ -129,6 +134,11 @@ def test_a_scripted_chat_shows_in_the_gates_metrics(gate):
     assert next(iter(label_values(found, "mqant_calls_total", "gate"))).startswith("Gate@")
     # Chat asked Login who is online at each join: RPC calls of this process.
     assert delta("mqant_rpc_calls_total", target="Login", outcome="ok") >= 2
+    # Once every client left, no connection is open.
+    deadline = time.monotonic() + 10
+    while value(samples(scrape(gate.port)[1]), "mqant_connections") != 0:
+        assert time.monotonic() < deadline, "mqant_connections never went back to 0"
+        time.sleep(0.1)
 
 
 def test_without_a_token_metrics_are_the_projects_or_on_an_operators_port(tmp_path):
