@@ -238,9 +238,9 @@ class Inbox:
         if event.exclude:
             process, key = owners.split(event.exclude)
             skip = self.connections.get(key) if process == self.channel else None
-        members = list(self.members.get(event.group, ()))
-        self._deliveries.add(len(members) - (skip in members))
-        for connection in members:
+        group = self.members.get(event.group, set())
+        self._deliveries.add(len(group) - (skip is not None and skip in group))
+        for connection in list(group):
             if connection is skip:
                 continue
             try:

@@ -271,7 +271,7 @@ class ConnectionSlot:
             )
             if refusal is not None:
                 refusals.note(f"MQTT connection refused: {refusal}", key)
-                metrics.transport(transport).refused(_REASONS[refusal])
+                metrics.transport(transport).refused(_REASONS.get(refusal, "per_address"))
                 return None
         cls.in_use += 1
         return cls(key)

@@ -247,6 +247,9 @@ class App:
         except RPCError as err:
             reply["error"], reply["kind"] = str(err), err.kind
             outcome = metrics.outcome_of(err.kind)
+        except Exception:
+            outcome = metrics.ERROR
+            raise
         finally:
             counts.done(outcome, time.perf_counter() - started)
         if message["reply_to"]:
