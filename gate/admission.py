@@ -18,6 +18,7 @@ import logging
 from gate import conf, proxyproto
 from gate.limits import ConnectionSlot, refusals
 from gate.sockets import Socket
+from mqant import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -57,26 +58,28 @@ def is_trusted(peer: str) -> bool:
 
 
 async def admit(
-    socket: Socket, timeout: float = HEADER_TIMEOUT
+    socket: Socket, transport: str = "tcp", timeout: float = HEADER_TIMEOUT
 ) -> tuple[ConnectionSlot, str] | None:
     """The socket's connection slot and its client's address, or None when the limits
-    refuse it or its trusted proxy sent no valid header in time (the caller closes it)."""
+    refuse it or its trusted proxy sent no valid header in time (the caller closes it).
+    Refusals are counted under ``transport`` (mqant.metrics.TRANSPORTS)."""
     peer = socket.peer()
     if not is_trusted(peer):
-        slot = ConnectionSlot.take(peer)
+        slot = ConnectionSlot.take(peer, transport)
         return None if slot is None else (slot, peer)
-    slot = ConnectionSlot.take("")  # the process's cap now; the client's once it is known
+    slot = ConnectionSlot.take("", transport)  # the process's cap; the client's once known
     if slot is None:
         return None
     try:
         header = await read_header(socket, timeout)
     except (proxyproto.ProxyProtocolError, OSError) as err:  # OSError: TimeoutError, closed
         refusals.note("MQTT connection refused: no valid PROXY protocol header", peer)
+        metrics.transport(transport).refused("protocol")
         logger.debug("PROXY protocol header from %s refused: %s", peer, err or "too slow")
         slot.release()
         return None
     client = header.source or peer  # no address (a proxy's own check): the proxy's
-    if not slot.rekey(client):
+    if not slot.rekey(client, transport):
         slot.release()
         return None
     return slot, client

@@ -14,6 +14,9 @@ DEFAULTS: dict[str, Any] = {
     # "host:port" of the gate's own MQTT-over-WebSocket listener (mqant's WSAddr), beside the
     # ASGI server's WebSocket; "" turns it off.
     "WS_ADDR": "127.0.0.1:3653",
+    # An operator's port for /metrics (and /healthz, /readyz), without HTTP's other routes,
+    # e.g. "127.0.0.1:9100"; "" for none (mqant.health.HealthServer, its bounds).
+    "METRICS_ADDR": "",
     # PEM certificate and key: when both are set, the gate's own listeners speak TLS.
     "TLS_CERT": "",
     "TLS_KEY": "",

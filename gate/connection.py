@@ -29,7 +29,7 @@ from gate.mqtt import (
 from gate.mqtt.packets import NOT_AUTHORIZED, SERVER_UNAVAILABLE
 from gate.outbox import Outbox, Transport
 from gate.process import inbox
-from mqant import RPCError, Session, groups, logs, routing
+from mqant import RPCError, Session, groups, logs, metrics, routing
 from mqant.ops import Bind, GroupAdd
 
 logger = logging.getLogger(__name__)
@@ -44,8 +44,19 @@ class MQTTConnection:
     stopping: ClassVar[bool] = False
 
     def __init__(
-        self, transport: Transport, *, ip: str, network: str, inbox: Inbox, server_id: str = ""
+        self,
+        transport: Transport,
+        *,
+        ip: str,
+        network: str,
+        inbox: Inbox,
+        server_id: str = "",
+        kind: str = "",
     ) -> None:
+        # Counted under kind (metrics.TRANSPORTS), the network by default; its bytes and
+        # packets are summed when the metrics are collected (_gather).
+        self._counts = metrics.transport(kind or network)
+        self.bytes_in = self.bytes_out = 0
         self.protocol = ServerProtocol(
             max_packet_size=int(conf.get("MAX_PACKET_SIZE")),
             max_topics_per_subscribe=int(conf.get("MAX_TOPICS_PER_SUBSCRIBE")),
@@ -66,13 +77,16 @@ class MQTTConnection:
             float(conf.get("CONNECT_TIMEOUT")), self._check_connect
         )
         MQTTConnection.live.add(self)
+        self._counts.connections.value += 1
+        self._counts.opened.value += 1
 
     @classmethod
     async def open(
-        cls, transport: Transport, *, ip: str, network: str, server_id: str = ""
+        cls, transport: Transport, *, ip: str, network: str, server_id: str = "", kind: str = ""
     ) -> "MQTTConnection":
-        """A connection of this process's inbox (gate.process)."""
-        return cls(transport, ip=ip, network=network, inbox=inbox(), server_id=server_id)
+        """A connection of this process's inbox (gate.process); ``kind`` names its transport
+        in the metrics (``network`` by default)."""
+        return cls(transport, ip=ip, network=network, inbox=inbox(), server_id=server_id, kind=kind)
 
     def __repr__(self) -> str:
         s = self.session
@@ -105,14 +119,18 @@ class MQTTConnection:
         self._last_seen = now = self._loop.time()
         if self._accepted:
             self.host.keeper.active(now)
+        self.bytes_in += len(data)
         try:
             events = self.protocol.receive_data(data)
         except ProtocolError as err:
             logger.info("%r: closing, protocol error: %s", self, err)
+            if not self._accepted:  # it broke the protocol before it was let in
+                self._counts.refused("protocol")
             await self.close()
             return
         if self._past_control_rate():
             logger.info("%r: closing, it sent control packets past their rate", self)
+            metrics.RATE_LIMITS.child("control_rate").add()
             await self.close()
             return
         try:
@@ -131,10 +149,12 @@ class MQTTConnection:
                 self._start_call(event.topic, event.payload)
             elif isinstance(event, Connected) and MQTTConnection.stopping:
                 logger.info("%r: CONNECT refused: the server is stopping", self)
+                self._counts.refused("stopping")
                 self.protocol.refuse(SERVER_UNAVAILABLE)
             elif isinstance(event, Connected):
                 events.extend(await self._on_connected(event))
             elif isinstance(event, ConnectionRefused):
+                self._counts.refused("protocol")
                 logger.info(
                     "%r: CONNECT refused (code %d): %s", self, event.return_code, event.reason
                 )
@@ -150,8 +170,10 @@ class MQTTConnection:
         if self._lost:
             return
         self._lost = True
+        self._counts.connections.value -= 1
         self.outbox.stop()
         MQTTConnection.live.discard(self)
+        _retire(self)
         if self._timer is not None:
             self._timer.cancel()
         self.calls.cancel()
@@ -184,6 +206,7 @@ class MQTTConnection:
     async def publish(self, topic: str, payload: bytes) -> None:
         """Write a PUBLISH to the client (gate.host's Link); dropped once it is closed."""
         if self.outbox.closed or not self.protocol.accepted:
+            metrics.PUSHES_DROPPED.child("closed").add()
             return
         self.protocol.send_publish(topic, payload)
         await self._flush()
@@ -196,6 +219,7 @@ class MQTTConnection:
         refusal = await self._authenticate(event.connect.username, event.connect.password)
         if refusal is not None:
             logger.info("%r: CONNECT refused (code %d): credentials", self, refusal)
+            self._counts.refused("auth")
             self.protocol.refuse(refusal)
             return []
         self._accepted = True
@@ -236,6 +260,7 @@ class MQTTConnection:
             self._refused(topic, refusal)
 
     def _refused(self, topic: str, refusal: Refusal) -> None:
+        _count_refused(topic, refusal)
         if refusal.error:
             self._answer_refused(topic, refusal.error)
         if refusal.close:
@@ -252,6 +277,7 @@ class MQTTConnection:
         try:
             parsed = routing.parse_topic(topic)
             if parsed is None:
+                metrics.count_call("", "", metrics.BAD_REQUEST)
                 reply: bytes | None = router.envelope(session.trace_id, routing.TOPIC_ERROR, None)
             else:
                 answer = await routing.dispatch(
@@ -266,6 +292,7 @@ class MQTTConnection:
     async def _flush(self) -> None:
         data = self.protocol.data_to_send()
         if data and not self.outbox.closed:  # no coroutine for nothing to send
+            self.bytes_out += len(data)
             await self.outbox.send(data)
 
     def _close_soon(self, reason: str) -> None:
@@ -279,6 +306,7 @@ class MQTTConnection:
 
     def _check_connect(self) -> None:
         if self.protocol.state is State.AWAITING_CONNECT and not self.closed:
+            self._counts.refused("timeout")
             self._close_soon("no CONNECT within the deadline")
 
     def _idle_limit(self) -> float:
@@ -301,6 +329,58 @@ class MQTTConnection:
             self._close_soon(f"silent for {idle:.1f} s (limit {limit:.1f} s)")
         else:
             self._timer = self._loop.call_later(limit - idle, self._check_idle)
+
+
+# The packets and bytes of the connections that ended, by transport: (packets received,
+# packets sent, bytes received, bytes sent).
+_retired: dict[metrics.TransportCounts, list[int]] = {}
+
+
+def _figures(connection: MQTTConnection) -> tuple[int, int, int, int]:
+    protocol = connection.protocol
+    return (
+        protocol.packets_received, protocol.packets_sent, connection.bytes_in, connection.bytes_out
+    )  # fmt: skip
+
+
+def _retire(connection: MQTTConnection) -> None:
+    totals = _retired.setdefault(connection._counts, [0, 0, 0, 0])
+    for i, n in enumerate(_figures(connection)):
+        totals[i] += n
+
+
+def _gather() -> None:
+    """The transports' packets and bytes, those of the live connections and of those that
+    ended, into the metrics (at a scrape: the hot path counts only on the connection)."""
+    totals = {counts: list(retired) for counts, retired in _retired.items()}
+    for connection in list(MQTTConnection.live):
+        figures = totals.setdefault(connection._counts, [0, 0, 0, 0])
+        for i, n in enumerate(_figures(connection)):
+            figures[i] += n
+    for counts, (packets_in, packets_out, bytes_in, bytes_out) in totals.items():
+        counts.packets_received.value = packets_in
+        counts.packets_sent.value = packets_out
+        counts.bytes_received.value = bytes_in
+        counts.bytes_sent.value = bytes_out
+
+
+metrics.on_collect(_gather)
+
+
+def _count_refused(topic: str, refusal: Refusal) -> None:
+    """Count a call the connection refused: for its rate (answered or dropped), for the
+    calls in flight, or because the server stops."""
+    if refusal.error == SHUTTING_DOWN:
+        outcome = metrics.REFUSED
+    elif refusal.error == routing.WORK_QUEUE_FULL:
+        outcome = metrics.REFUSED
+        metrics.RATE_LIMITS.child("calls_in_flight").add()
+    else:
+        outcome = metrics.RATE_LIMITED
+        metrics.RATE_LIMITS.child("message_rate").add()
+    parsed = routing.parse_topic(topic)
+    target, handler = (parsed.target, parsed.handler) if parsed is not None else ("", "")
+    metrics.count_call(target, handler, outcome)
 
 
 async def end_all() -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from gate import conf
+from mqant import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +233,13 @@ refusals = RefusalLog(logger)
 """The process's refusal log (connection slots, and daphne's sockets in gate.daphne_guard)."""
 
 
+# AddressLimits' refusals as metrics' reasons.
+_REASONS = {
+    "MAX_CONNECTIONS_PER_ADDRESS reached": "per_address",
+    "CONNECT_RATE_PER_ADDRESS exceeded": "connect_rate",
+}
+
+
 class ConnectionSlot:
     """One of the ``MAX_CONNECTIONS`` MQTT connections this process holds at once, and one of
     the ``MAX_CONNECTIONS_PER_ADDRESS`` of its client's address."""
@@ -244,18 +252,21 @@ class ConnectionSlot:
         self._held = True
 
     @classmethod
-    def take(cls, address: str = "") -> "ConnectionSlot | None":
+    def take(cls, address: str = "", transport: str = "tcp") -> "ConnectionSlot | None":
         """A slot for a client at ``address`` (its IP; "" when unknown, which no per-address
         limit applies to), or None when the process or the address has no room or the address
-        connects too fast. Refusals are logged, a bounded number of lines."""
+        connects too fast. Refusals are logged, a bounded number of lines, and counted under
+        ``transport`` (metrics.TRANSPORTS)."""
         if cls.in_use >= int(conf.get("MAX_CONNECTIONS")):
             refusals.note("MQTT connection refused: MAX_CONNECTIONS reached", address)
+            metrics.transport(transport).refused("max_connections")
             return None
         key = address_key(address) if address else ""
         if key:
             refusal = cls._admit_address(key)
             if refusal is not None:
                 refusals.note(f"MQTT connection refused: {refusal}", key)
+                metrics.transport(transport).refused(_REASONS.get(refusal, "per_address"))
                 return None
         cls.in_use += 1
         return cls(key)
@@ -269,7 +280,7 @@ class ConnectionSlot:
             burst=int(conf.get("CONNECT_BURST_PER_ADDRESS")),
         )
 
-    def rekey(self, address: str) -> bool:
+    def rekey(self, address: str, transport: str = "tcp") -> bool:
         """Count this slot, taken for an address no per-address limit applies to (a trusted
         proxy's), against ``address`` from now on: the client's, as the proxy says. False
         (the refusal logged) when that address has no room or connects too fast; the slot
@@ -281,6 +292,7 @@ class ConnectionSlot:
             refusal = ConnectionSlot._admit_address(key)
             if refusal is not None:
                 refusals.note(f"MQTT connection refused: {refusal}", key)
+                metrics.transport(transport).refused(_REASONS.get(refusal, "per_address"))
                 return False
         self._key = key
         return True

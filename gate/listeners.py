@@ -1,7 +1,7 @@
 """The gate's own listeners, started with the server (under daphne and uvicorn alike) and
 stopped by its drain: MQTT over TCP on ``TCP_ADDR`` (mqant's ``TCPAddr``, port 3563) and MQTT
 over WebSocket on ``WS_ADDR`` (mqant's ``WSAddr``, port 3653), both over TLS when a
-certificate and key are set.
+certificate and key are set; and, on ``METRICS_ADDR``, an operator's port for /metrics.
 
 A listener that cannot start (its port taken, its address not this machine's, its certificate
 unreadable) stops the whole start with mqant.asgi.CannotStart, which stops the server with the
@@ -16,8 +16,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from gate import admission, conf, tcp, wsserver
+from gate.connection import MQTTConnection
 from gate.sockets import Socket
 from mqant import config as mqant_config
+from mqant import health
 from mqant.asgi import CannotStart
 
 logger = logging.getLogger(__name__)
@@ -95,6 +97,8 @@ async def start() -> None:
         for kind, addr, handler in listeners:
             if addr:
                 await _listen(kind, addr, handler, context)
+        if conf.get("METRICS_ADDR"):
+            await _serve_metrics(str(conf.get("METRICS_ADDR")))
     except CannotStart:
         await stop()
         raise
@@ -113,6 +117,25 @@ def _check_proxy_protocol(settings: ListenerSettings) -> None:
             "MQANT['PROXY_PROTOCOL_FROM'] needs listeners without TLS_CERT/TLS_KEY: "
             "let the proxy in front end TLS"
         )
+
+
+_probes: list[health.HealthServer] = []
+
+
+async def _serve_metrics(addr: str) -> None:
+    """/metrics, /healthz and /readyz on ``addr``, for the operator's scraper alone."""
+    probes = health.HealthServer(
+        lambda: health.not_ready(started=True, stopping=MQTTConnection.stopping)
+    )
+    try:
+        port = await probes.start(*parse_addr(addr))
+    except (OSError, ValueError) as err:
+        raise CannotStart(
+            f"the metrics port cannot listen on {addr}: {err}. Set MQANT['METRICS_ADDR'] to "
+            'another address, or to "" for none'
+        ) from err
+    _probes.append(probes)
+    logger.info("metrics on http://%s:%d/metrics", parse_addr(addr)[0], port)
 
 
 # Per listener: its name, the URL scheme of its clients (without TLS), its setting and its key
@@ -148,3 +171,5 @@ async def stop() -> None:
     Python 3.12 it waits for every connection, which the drain closes after this.)"""
     while _servers:
         _servers.pop().close()
+    while _probes:
+        _probes.pop().close()

@@ -231,7 +231,8 @@ async def serve_client(socket: Socket, *, handshake_timeout: float) -> None:
     (gate.limits.ConnectionSlot) is taken first, before anything is read: a socket the limits
     refuse is closed at once, before its TLS handshake too (gate.sockets). Then the WebSocket
     handshake must arrive within ``handshake_timeout`` seconds."""
-    admitted = await admission.admit(socket)  # the client's address behind a trusted proxy
+    # The client's address, behind a trusted proxy too.
+    admitted = await admission.admit(socket, "ws-listener")
     if admitted is None:
         socket.abort()
         return
@@ -245,7 +246,7 @@ async def serve_client(socket: Socket, *, handshake_timeout: float) -> None:
             logger.debug("WebSocket handshake from %s refused: %s", ip, err or "too slow")
             return
         connection = await MQTTConnection.open(
-            websocket, ip=ip, network="websocket", server_id=GATE_ID
+            websocket, ip=ip, network="websocket", server_id=GATE_ID, kind="ws-listener"
         )
         try:
             await websocket.feed(connection, frames)

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
-from mqant import conf, config, dependencies, timeouts, tracing
+from mqant import conf, config, dependencies, handlers, metrics, timeouts, tracing
 from mqant import registry as mqant_registry
 from mqant.errors import RemoteError, RPCError, ServiceNotFound
 from mqant.module import Module
@@ -66,6 +66,7 @@ class App:
         except BaseException:
             await self.stop()
             raise
+        self._know_handlers()
         self.started = True
         every = float(conf.get("DATABASE_PROBE"))
         if every > 0:
@@ -127,6 +128,18 @@ class App:
         if self._probe is not None:
             await self._probe.stop()
         self.started = False
+
+    def _know_handlers(self) -> None:
+        """Tell the metrics which handlers exist (the only values their call labels take):
+        those every registered module type declares, those the modules here registered."""
+        for module_type, cls in mqant_registry.module_classes().items():
+            try:
+                metrics.know_handlers(module_type, handlers.declared(cls))
+            except ValueError:  # a class declaring a handler twice; it cannot start anyway
+                metrics.know_handlers(module_type, ())
+        for module, _ in self.modules:
+            metrics.know_handlers(module.module_type, module.handlers)
+        metrics.know_handlers(config.GATE, ())  # the gates' nodes (their census)
 
     async def _start_entry(self, entry: config.ModuleEntry) -> None:
         if entry.module_type == config.GATE:
@@ -219,6 +232,8 @@ class App:
         if remaining <= 0:  # the caller has given up already
             return
         reply: ReplyMessage = empty_reply(message["id"])
+        counts = server.counts(message["fn"])
+        started, outcome = time.perf_counter(), metrics.CANCELLED
         try:
             if not server.accepting:  # the caller's registry is behind: it may pick another
                 raise ServiceNotFound.for_type(node.module_type)
@@ -228,10 +243,18 @@ class App:
                     message["fn"], decode_args(message["args"]), caller=caller
                 )
             reply["result"] = encode_value(result)
+            outcome = metrics.OK
         except TimeoutError:
+            outcome = metrics.TIMEOUT
             return  # the caller has given up too; a late reply would only be dropped
         except RPCError as err:
             reply["error"], reply["kind"] = str(err), err.kind
+            outcome = metrics.outcome_of(err.kind)
+        except Exception:
+            outcome = metrics.ERROR
+            raise
+        finally:
+            counts.done(outcome, time.perf_counter() - started)
         if message["reply_to"]:
             await self._reply(node, message, reply)
 

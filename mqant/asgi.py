@@ -28,7 +28,7 @@ from typing import Any
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 from django.core.exceptions import ImproperlyConfigured
 
-from mqant import conf, config, health, runtime, tracing
+from mqant import conf, config, health, runtime, scrape, tracing
 from mqant.security import refuse_insecure_start
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,9 @@ class MqantApplication:
             return
         if health.answers(scope):
             await health.respond(scope, send, self._not_ready())
+            return
+        if scrape.answers(scope):
+            await scrape.respond(scope, send)
             return
         await self.startup()
         await self.inner(scope, receive, send)

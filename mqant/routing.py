@@ -11,9 +11,10 @@ handler's bytes as they are). The gate (MQTT) and the REST API (``/api/call``) b
 import json
 import logging
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, NamedTuple
 
-from mqant import dependencies, jsontext, logs, rpc, tracing
+from mqant import dependencies, jsontext, logs, metrics, rpc, tracing
 from mqant.errors import RPCError
 from mqant.session import Session
 
@@ -110,8 +111,11 @@ async def dispatch(
     traced = None if tracing.tracer is None else tracing.start_call(session, handler)
     trace = session.trace_id  # the span's when tracing is on: the client sees the trace id
     token = logs.bind(session)
+    counts = metrics.client_call(target, handler)
+    started, outcome = perf_counter(), metrics.CANCELLED
     try:
         if not handler.startswith("HD_"):
+            outcome = metrics.BAD_REQUEST
             raise RPCError(f"Method({handler}) must begin with 'HD_'")
         node = await rpc.select(target)
         if traced is not None:
@@ -119,11 +123,15 @@ async def dispatch(
         try:
             msg = payload if decode is None else decode(payload)
         except ValueError:
+            outcome = metrics.BAD_REQUEST
             raise RPCError(JSON_ERROR) from None
-        result = await rpc.call_node(node, handler, (session, msg), timeout=rpc.default_timeout())
+        result = await rpc.reach(node, handler, (session, msg), rpc.default_timeout())
+        outcome = metrics.OK
     except RPCError as err:
         if traced is not None:
             traced.fail(err)
+        if outcome == metrics.CANCELLED:
+            outcome = metrics.outcome_of(err.kind)
         return envelope(trace, str(err), None)
     except Exception as err:
         if traced is not None:
@@ -131,9 +139,10 @@ async def dispatch(
         # The channel layer failed (its pool exhausted...): the client still hears, and a
         # dependency's outage is logged once, not per call.
         error = dependencies.unavailable_text(err)
+        outcome = metrics.UNAVAILABLE
         if error is None:
             logger.exception("trace %s: calling %s failed", trace, session.topic)
-            error = INTERNAL_ERROR
+            error, outcome = INTERNAL_ERROR, metrics.ERROR
         return envelope(trace, error, None)
     except BaseException as err:  # cancelled: the connection or the server went away
         if traced is not None:
@@ -143,4 +152,8 @@ async def dispatch(
         logs.unbind(token)
         if traced is not None:
             traced.close()
+        if counts.known:
+            counts.done(outcome, perf_counter() - started)
+        else:  # an answer may teach that the handler exists
+            metrics.client_call_done(counts, target, handler, outcome, perf_counter() - started)
     return result if isinstance(result, bytes) else envelope(trace, "", result)

@@ -9,12 +9,13 @@ cannot come.
 
 import logging
 import time
+from time import perf_counter
 from typing import Any, cast
 
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
-from mqant import conf, current, tracing
+from mqant import conf, current, metrics, tracing
 from mqant.dependencies import layer_failure, refuse_while_redis_down
 from mqant.errors import DeadlineExceeded, RPCError, ServiceNotFound
 from mqant.nodes import Node
@@ -77,6 +78,25 @@ async def call_node(node: Node, fn: str, args: tuple[Any, ...], *, timeout: floa
     """``call`` on a node already selected. A node of this process is invoked directly
     (``RPC_LOCAL_SHORTCUT``), and always while the process stops: then only the calls in
     flight reach it, and the channel layer would turn them away."""
+    counts = metrics.rpc_calls(node.module_type)
+    started, outcome = perf_counter(), metrics.CANCELLED
+    try:
+        result = await reach(node, fn, args, timeout)
+        outcome = metrics.OK
+        return result
+    except RPCError as err:
+        outcome = metrics.outcome_of(err.kind)
+        raise
+    except Exception:
+        outcome = metrics.UNAVAILABLE  # the channel layer's failure
+        raise
+    finally:
+        counts.done(outcome, perf_counter() - started)
+
+
+async def reach(node: Node, fn: str, args: tuple[Any, ...], timeout: float) -> Any:
+    """``call_node`` without counting it in the RPC metrics: for a client's call, which
+    mqant.routing counts as such. With tracing on, the hop is a span (mqant.tracing)."""
     server = node.server
     local = server is not None and (conf.get("RPC_LOCAL_SHORTCUT") or not server.accepting)
     traced = None if tracing.tracer is None else tracing.start_rpc(node, fn, bool(local))

@@ -50,12 +50,24 @@ def insecure_secret_key(key: str) -> bool:
     return len(key) < 50 or len(set(key)) < 5 or key.startswith("django-insecure-")
 
 
+# Characters a metrics token has at least: /metrics answers whoever brings it.
+MIN_METRICS_TOKEN = 24
+
+
 def refuse_insecure_start() -> None:
     """Raise ImproperlyConfigured when this process would serve with DEBUG off and a secret
-    key that is not secret: sessions, CSRF tokens and password-reset links could be forged."""
+    key that is not secret: sessions, CSRF tokens and password-reset links could be forged;
+    or with a metrics token short enough to guess."""
     if not settings.DEBUG and insecure_secret_key(str(settings.SECRET_KEY)):
         raise ImproperlyConfigured(
             "Refusing to start: set DJANGO_SECRET_KEY to a random value of 50 or more "
             "characters (python -c 'import secrets; print(secrets.token_urlsafe(50))'), "
             "or DJANGO_DEBUG=1 for development on this machine only."
+        )
+    token = str(getattr(settings, "MQANT", {}).get("METRICS_TOKEN") or "")
+    if token and len(token) < MIN_METRICS_TOKEN:
+        raise ImproperlyConfigured(
+            f"Refusing to start: MQANT_METRICS_TOKEN has {len(token)} characters; use a random "
+            f"one of {MIN_METRICS_TOKEN} or more "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))')."
         )

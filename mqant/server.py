@@ -8,7 +8,7 @@ from typing import Any
 
 from opentelemetry.context import Context
 
-from mqant import dependencies, logs, tracing
+from mqant import dependencies, logs, metrics, tracing
 from mqant.db import db
 from mqant.errors import FunctionNotFound, HandlerError, RemoteError, RPCError
 from mqant.module import HandlerSpec, Module
@@ -44,6 +44,7 @@ class ModuleServer:
 
     def __init__(self, module: Module) -> None:
         self.module = module
+        self._counts: dict[str, metrics.CallCounts] = {}
         self._serial: WorkQueue[_Job] = WorkQueue(self._serve, lambda: f"{module!r}: a call")
         self.active = 0  # calls accepted and not finished
         # False once the process stops: only its own calls in flight still reach the node,
@@ -51,6 +52,16 @@ class ModuleServer:
         self.accepting = True
         self._idle = asyncio.Event()
         self._idle.set()
+
+    def counts(self, fn: str) -> metrics.CallCounts:
+        """The metrics of the calls of handler ``fn`` (``(unknown)`` for a name the module
+        does not register: the labels stay bounded)."""
+        counts = self._counts.get(fn)
+        if counts is None:
+            name = fn if fn in self.module.handlers else metrics.UNKNOWN
+            counts = self._counts.get(name) or metrics.handler_calls(self.module.module_type, name)
+            self._counts[name] = counts
+        return counts
 
     async def stop(self) -> None:
         """Cancel the ``register`` calls that run or wait: their callers are left to time out."""

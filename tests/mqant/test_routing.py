@@ -66,14 +66,14 @@ def node(monkeypatch):
             raise ServiceNotFound.for_type(target)
         return found
 
-    async def call_node(node: Node, fn: str, args: tuple[Any, ...], *, timeout: float) -> Any:
+    async def reach(node: Node, fn: str, args: tuple[Any, ...], timeout: float) -> Any:
         answer = answers[fn]
         if isinstance(answer, Exception):
             raise answer
         return answer
 
     monkeypatch.setattr(rpc, "select", select)
-    monkeypatch.setattr(rpc, "call_node", call_node)
+    monkeypatch.setattr(rpc, "reach", reach)
     return answers
 
 

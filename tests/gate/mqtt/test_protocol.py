@@ -404,3 +404,29 @@ def _varint(n: int) -> list[int]:
         out.append(digit | (0x80 if n else 0))
         if not n:
             return out
+
+
+def test_packets_sent_counts_every_packet_queued():
+    server = connected()
+    assert server.packets_sent == 1  # the CONNACK
+    send(
+        server,
+        Publish("a/b", b"x", qos=1, packet_id=1),
+        Publish("a/b", b"x", qos=2, packet_id=2),
+        PubRel(2),
+        PingReq(),
+        Subscribe(3, (("t", 0),)),
+        Unsubscribe(4, ("t",)),
+        Publish("a/b", b"x"),  # QoS 0: nothing owed
+    )
+    server.send_publish("Chat/OnChat", b"{}")
+    assert len(replies(server)) == 7
+    assert server.packets_sent == 1 + 7
+    assert server.packets_received == 1 + 7
+
+
+def test_a_refusal_is_a_packet_sent():
+    server = ServerProtocol()
+    send(server, CONNECT)
+    server.refuse(BAD_USERNAME_OR_PASSWORD)
+    assert server.packets_sent == 1
