@@ -235,8 +235,8 @@
         const open = Object.values(s.connections)
           .flatMap((transports) => Object.values(transports))
           .reduce((a, b) => a + b, 0);
-        cells.push(String(open), String(s.calls), String(s.call_errors));
-        cells.push(format(s.loop_lag * 1000) + " ms", String(s.storage_queue));
+        cells.push(...[open, s.calls, s.call_errors].map((n) => String(Math.round(n))));
+        cells.push(format(s.loop_lag * 1000) + " ms", String(Math.round(s.storage_queue)));
       } else {
         silent.push((row.process || row.key) + " (" + row.error + ")");
         cells.push("–", "–", "–", "–", "–");
