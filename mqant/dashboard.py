@@ -49,7 +49,7 @@ async def gather(timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
     running = runtime.current()
     own_id = config.process_id()
     if running is None:  # served where no runtime runs (a WSGI server): this process alone
-        return _result([_row(own_id, own_id, snapshot(own_id))], 0)
+        return _result([_row(own_id, own_id, _own(own_id))], 0)
     own = running.app.registry.own()
     own_key = _one_per_process(own)[0].node_id if own else own_id
     mine = {node.node_id for node in own}
@@ -58,7 +58,12 @@ async def gather(timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
     )
     asked = others[:MAX_PROCESSES]
     answers = await asyncio.gather(*(_ask(node, timeout) for node in asked))
-    return _result([_row(own_key, own_id, snapshot(own_id)), *answers], len(others) - len(asked))
+    return _result([_row(own_key, own_id, _own(own_id)), *answers], len(others) - len(asked))
+
+
+def _own(process_id: str) -> dict[str, Any] | None:
+    """This process's snapshot, within the bounds of the others'."""
+    return clean(snapshot(process_id))
 
 
 def _one_per_process(nodes: list[Node]) -> list[Node]:

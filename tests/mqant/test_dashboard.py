@@ -133,3 +133,21 @@ async def test_the_gate_node_answers_the_snapshot_for_its_process(mqant_started)
     answer = await dashboard._ask(gate, 2.0)
     assert answer["answered"] is True, answer
     assert answer["snapshot"]["process"] == config.process_id()
+
+
+async def test_past_the_most_processes_asked_the_rest_are_counted(mqant_started, monkeypatch):
+    monkeypatch.setattr(dashboard, "MAX_PROCESSES", 2)
+    layer = get_channel_layer()
+    ghosts = {
+        f"Chat@{n:016}": Node(
+            f"Chat@{n:016}", "Chat", await layer.new_channel(), process_id=f"p{n}"
+        )
+        for n in range(5)
+    }
+    mqant_started.registry._others_changed(ghosts, {})
+    try:
+        result = await dashboard.gather(timeout=0.2)
+    finally:
+        mqant_started.registry._others_changed({}, {})
+    assert [row["process"] for row in result["processes"][1:]] == ["p0", "p1"]
+    assert result["not_asked"] == 3
