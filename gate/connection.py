@@ -29,7 +29,7 @@ from gate.mqtt import (
 from gate.mqtt.packets import NOT_AUTHORIZED, SERVER_UNAVAILABLE
 from gate.outbox import Outbox, Transport
 from gate.process import inbox
-from mqant import RPCError, Session, groups, routing
+from mqant import RPCError, Session, groups, metrics, routing
 from mqant.ops import Bind, GroupAdd
 
 logger = logging.getLogger(__name__)
@@ -44,8 +44,20 @@ class MQTTConnection:
     stopping: ClassVar[bool] = False
 
     def __init__(
-        self, transport: Transport, *, ip: str, network: str, inbox: Inbox, server_id: str = ""
+        self,
+        transport: Transport,
+        *,
+        ip: str,
+        network: str,
+        inbox: Inbox,
+        server_id: str = "",
+        kind: str = "",
     ) -> None:
+        # Counted under kind (metrics.TRANSPORTS), the network by default.
+        self._counts = counts = metrics.transport(kind or network)
+        counts.connections.value += 1
+        counts.opened.value += 1
+        self._packets_in = self._packets_out = 0
         self.protocol = ServerProtocol(
             max_packet_size=int(conf.get("MAX_PACKET_SIZE")),
             max_topics_per_subscribe=int(conf.get("MAX_TOPICS_PER_SUBSCRIBE")),
@@ -69,10 +81,11 @@ class MQTTConnection:
 
     @classmethod
     async def open(
-        cls, transport: Transport, *, ip: str, network: str, server_id: str = ""
+        cls, transport: Transport, *, ip: str, network: str, server_id: str = "", kind: str = ""
     ) -> "MQTTConnection":
-        """A connection of this process's inbox (gate.process)."""
-        return cls(transport, ip=ip, network=network, inbox=inbox(), server_id=server_id)
+        """A connection of this process's inbox (gate.process); ``kind`` names its transport
+        in the metrics (``network`` by default)."""
+        return cls(transport, ip=ip, network=network, inbox=inbox(), server_id=server_id, kind=kind)
 
     def __repr__(self) -> str:
         s = self.session
@@ -96,14 +109,21 @@ class MQTTConnection:
         self._last_seen = now = self._loop.time()
         if self._accepted:
             self.host.keeper.active(now)
+        counts = self._counts
+        counts.bytes_received.value += len(data)
         try:
             events = self.protocol.receive_data(data)
         except ProtocolError as err:
             logger.info("%r: closing, protocol error: %s", self, err)
             await self.close()
             return
+        finally:
+            received = self.protocol.packets_received
+            counts.packets_received.value += received - self._packets_in
+            self._packets_in = received
         if self._past_control_rate():
             logger.info("%r: closing, it sent control packets past their rate", self)
+            metrics.RATE_LIMITS.child("control_rate").add()
             await self.close()
             return
         try:
@@ -122,10 +142,12 @@ class MQTTConnection:
                 self._start_call(event.topic, event.payload)
             elif isinstance(event, Connected) and MQTTConnection.stopping:
                 logger.info("%r: CONNECT refused: the server is stopping", self)
+                self._counts.refused("stopping")
                 self.protocol.refuse(SERVER_UNAVAILABLE)
             elif isinstance(event, Connected):
                 events.extend(await self._on_connected(event))
             elif isinstance(event, ConnectionRefused):
+                self._counts.refused("protocol")
                 logger.info(
                     "%r: CONNECT refused (code %d): %s", self, event.return_code, event.reason
                 )
@@ -141,6 +163,7 @@ class MQTTConnection:
         if self._lost:
             return
         self._lost = True
+        self._counts.connections.value -= 1
         self.outbox.stop()
         MQTTConnection.live.discard(self)
         if self._timer is not None:
@@ -175,6 +198,7 @@ class MQTTConnection:
     async def publish(self, topic: str, payload: bytes) -> None:
         """Write a PUBLISH to the client (gate.host's Link); dropped once it is closed."""
         if self.outbox.closed or not self.protocol.accepted:
+            metrics.PUSHES_DROPPED.child("closed").add()
             return
         self.protocol.send_publish(topic, payload)
         await self._flush()
@@ -187,6 +211,7 @@ class MQTTConnection:
         refusal = await self._authenticate(event.connect.username, event.connect.password)
         if refusal is not None:
             logger.info("%r: CONNECT refused (code %d): credentials", self, refusal)
+            self._counts.refused("auth")
             self.protocol.refuse(refusal)
             return []
         self._accepted = True
@@ -227,6 +252,7 @@ class MQTTConnection:
             self._refused(topic, refusal)
 
     def _refused(self, topic: str, refusal: Refusal) -> None:
+        _count_refused(topic, refusal)
         if refusal.error:
             self._answer_refused(topic, refusal.error)
         if refusal.close:
@@ -243,6 +269,7 @@ class MQTTConnection:
         try:
             parsed = routing.parse_topic(topic)
             if parsed is None:
+                metrics.count_call("", "", metrics.BAD_REQUEST)
                 reply: bytes | None = router.envelope(session.trace_id, routing.TOPIC_ERROR, None)
             else:
                 answer = await routing.dispatch(
@@ -257,6 +284,10 @@ class MQTTConnection:
     async def _flush(self) -> None:
         data = self.protocol.data_to_send()
         if data and not self.outbox.closed:  # no coroutine for nothing to send
+            counts, sent = self._counts, self.protocol.packets_sent
+            counts.bytes_sent.value += len(data)
+            counts.packets_sent.value += sent - self._packets_out
+            self._packets_out = sent
             await self.outbox.send(data)
 
     def _close_soon(self, reason: str) -> None:
@@ -270,6 +301,7 @@ class MQTTConnection:
 
     def _check_connect(self) -> None:
         if self.protocol.state is State.AWAITING_CONNECT and not self.closed:
+            self._counts.refused("timeout")
             self._close_soon("no CONNECT within the deadline")
 
     def _idle_limit(self) -> float:
@@ -292,6 +324,22 @@ class MQTTConnection:
             self._close_soon(f"silent for {idle:.1f} s (limit {limit:.1f} s)")
         else:
             self._timer = self._loop.call_later(limit - idle, self._check_idle)
+
+
+def _count_refused(topic: str, refusal: Refusal) -> None:
+    """Count a call the connection refused: for its rate (answered or dropped), for the
+    calls in flight, or because the server stops."""
+    if refusal.error == SHUTTING_DOWN:
+        outcome = metrics.REFUSED
+    elif refusal.error == routing.WORK_QUEUE_FULL:
+        outcome = metrics.REFUSED
+        metrics.RATE_LIMITS.child("calls_in_flight").add()
+    else:
+        outcome = metrics.RATE_LIMITED
+        metrics.RATE_LIMITS.child("message_rate").add()
+    parsed = routing.parse_topic(topic)
+    target, handler = (parsed.target, parsed.handler) if parsed is not None else ("", "")
+    metrics.count_call(target, handler, outcome)
 
 
 async def end_all() -> None:

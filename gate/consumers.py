@@ -69,7 +69,7 @@ class MQTTConsumer(AsyncConsumer):  # type: ignore[misc]
         subprotocol = choose_subprotocol(list(self.scope.get("subprotocols") or []))
         await self.send({"type": "websocket.accept", "subprotocol": subprotocol})
         client = self.scope.get("client") or ("", 0)
-        self.slot = limits.ConnectionSlot.take(str(client[0] or ""))
+        self.slot = limits.ConnectionSlot.take(str(client[0] or ""), "websocket")
         if self.slot is None:
             await self._close_with(TRY_AGAIN_LATER)
             return

@@ -22,11 +22,20 @@ from typing import Any, Protocol, cast
 
 from channels.layers import get_channel_layer
 
-from gate.node import gate_node
-from mqant import FunctionNotFound, RemoteError, RPCError, config, dependencies, gates, owners
+from gate.node import GATE_ID, gate_node
+from mqant import (
+    FunctionNotFound,
+    RemoteError,
+    RPCError,
+    config,
+    dependencies,
+    gates,
+    metrics,
+    owners,
+)
 from mqant.app import App
 from mqant.dependencies import REDIS
-from mqant.ops import Fanout, GroupAdd, GroupDiscard, SessionRequest, decode_event
+from mqant.ops import Deliver, Fanout, GroupAdd, GroupDiscard, SessionRequest, decode_event
 from mqant.owners import NO_CONNECTION
 from mqant.runtime import Runtime
 from mqant.session import Session
@@ -76,6 +85,7 @@ class Inbox:
         self._loop = asyncio.get_running_loop()
         self._answers: set[asyncio.Task[None]] = set()
         self.closes = gates.ClosedLog()  # recent ends in named groups, for the census
+        self._deliveries = metrics.FANOUT_DELIVERIES.child()
 
     async def start(self, runtime: Runtime) -> None:
         """Receive on a channel of this process's own, renew its groups, and register the
@@ -90,6 +100,7 @@ class Inbox:
             runtime.spawn(self._receive_loop(), "gate inbox"),
             runtime.spawn(self._renew_groups(), "gate group renewal"),
         ]
+        metrics.identify(gate=GATE_ID)
         await self._register(runtime.app)
 
     async def stop(self) -> None:
@@ -177,6 +188,8 @@ class Inbox:
         if connection is None:
             if request is not None and request.reply_to:
                 await self._answer(request, error=NO_CONNECTION)
+            elif isinstance(event, Deliver):
+                metrics.PUSHES_DROPPED.child("no_connection").add()
             return  # it is gone: pushes to it are dropped
         if request is None or not isinstance(request.op, GroupAdd | GroupDiscard):
             connection.post(event)
@@ -239,7 +252,9 @@ class Inbox:
         if event.exclude:
             process, key = owners.split(event.exclude)
             skip = self.connections.get(key) if process == self.channel else None
-        for connection in list(self.members.get(event.group, ())):
+        members = list(self.members.get(event.group, ()))
+        self._deliveries.add(len(members) - (skip in members))
+        for connection in members:
             if connection is skip:
                 continue
             try:

@@ -9,12 +9,13 @@ database: what a connection tells the outside world (gate.keeper), which must no
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable
+from time import perf_counter
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from mqant import dependencies
+from mqant import dependencies, metrics
 from mqant.errors import DeadlineExceeded, ServiceUnavailable
 from mqant.workqueue import WorkQueue
 
@@ -22,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 # The workers of UntilDone, which outlive their connections: kept referenced.
 workers: set["asyncio.Task[None]"] = set()
+# The jobs of every UntilDone, waiting or running, and how long each took once it succeeded.
+_depth = metrics.STORAGE_QUEUE_DEPTH.child()
+_write_seconds = metrics.STORAGE_WRITE_SECONDS.child()
 
 Job = Callable[[], Awaitable[Any]]
 
@@ -91,6 +95,7 @@ class UntilDone:
             return entry.attempted
         entry = _Entry(job, session_id, key)
         _pending[session_id] = _pending.get(session_id, 0) + 1
+        _depth.value += 1
         if key is not None:
             self._index[key] = entry
         self._entries.add(entry)
@@ -111,6 +116,7 @@ class UntilDone:
         """``entry`` has been tried for good, or given up (the loop stops)."""
         if entry.key is not None and self._index.get(entry.key) is entry:
             del self._index[entry.key]
+        _depth.value -= 1
         _forget_pending(entry.session_id)
         _settle(entry.attempted)
 
@@ -120,8 +126,10 @@ class UntilDone:
         while True:
             version = entry.version
             entry.trying = attempt = entry.attempted
+            started = perf_counter()
             try:
                 await entry.job()
+                _write_seconds.observe(perf_counter() - started)
             except Exception as err:
                 dependency = await _outage_of(err)
                 if dependency is not None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from gate import conf
+from mqant import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +233,13 @@ refusals = RefusalLog(logger)
 """The process's refusal log (connection slots, and daphne's sockets in gate.daphne_guard)."""
 
 
+# AddressLimits' refusals as metrics' reasons.
+_REASONS = {
+    "MAX_CONNECTIONS_PER_ADDRESS reached": "per_address",
+    "CONNECT_RATE_PER_ADDRESS exceeded": "connect_rate",
+}
+
+
 class ConnectionSlot:
     """One of the ``MAX_CONNECTIONS`` MQTT connections this process holds at once, and one of
     the ``MAX_CONNECTIONS_PER_ADDRESS`` of its client's address."""
@@ -244,12 +252,14 @@ class ConnectionSlot:
         self._held = True
 
     @classmethod
-    def take(cls, address: str = "") -> "ConnectionSlot | None":
+    def take(cls, address: str = "", transport: str = "tcp") -> "ConnectionSlot | None":
         """A slot for a client at ``address`` (its IP; "" when unknown, which no per-address
         limit applies to), or None when the process or the address has no room or the address
-        connects too fast. Refusals are logged, a bounded number of lines."""
+        connects too fast. Refusals are logged, a bounded number of lines, and counted under
+        ``transport`` (metrics.TRANSPORTS)."""
         if cls.in_use >= int(conf.get("MAX_CONNECTIONS")):
             refusals.note("MQTT connection refused: MAX_CONNECTIONS reached", address)
+            metrics.transport(transport).refused("max_connections")
             return None
         key = address_key(address) if address else ""
         if key:
@@ -261,6 +271,7 @@ class ConnectionSlot:
             )
             if refusal is not None:
                 refusals.note(f"MQTT connection refused: {refusal}", key)
+                metrics.transport(transport).refused(_REASONS[refusal])
                 return None
         cls.in_use += 1
         return cls(key)

@@ -11,6 +11,7 @@ import logging
 from typing import Protocol
 
 from gate import conf
+from mqant import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -118,5 +119,6 @@ class Outbox:
     def _check(self, pending: int) -> None:
         if pending > self.max_outgoing and not self.closed:
             logger.info("%r: closing, %d bytes wait for it to read", self.owner, pending)
+            metrics.SLOW_CONSUMERS.child().add()
             self.stop()
             self.transport.abort()

@@ -231,7 +231,7 @@ async def serve_client(socket: Socket, *, handshake_timeout: float) -> None:
     refuse is closed at once, before its TLS handshake too (gate.sockets). Then the WebSocket
     handshake must arrive within ``handshake_timeout`` seconds."""
     ip = socket.peer()
-    slot = ConnectionSlot.take(ip)
+    slot = ConnectionSlot.take(ip, "ws-listener")
     if slot is None:
         socket.abort()
         return
@@ -244,7 +244,7 @@ async def serve_client(socket: Socket, *, handshake_timeout: float) -> None:
             logger.debug("WebSocket handshake from %s refused: %s", ip, err or "too slow")
             return
         connection = await MQTTConnection.open(
-            websocket, ip=ip, network="websocket", server_id=GATE_ID
+            websocket, ip=ip, network="websocket", server_id=GATE_ID, kind="ws-listener"
         )
         try:
             await websocket.feed(connection, frames)

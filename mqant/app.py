@@ -19,7 +19,7 @@ from typing import Any, cast
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
-from mqant import conf, config, dependencies, timeouts
+from mqant import conf, config, dependencies, handlers, metrics, timeouts
 from mqant import registry as mqant_registry
 from mqant.errors import RemoteError, RPCError, ServiceNotFound
 from mqant.module import Module
@@ -67,6 +67,7 @@ class App:
         except BaseException:
             await self.stop()
             raise
+        self._know_handlers()
         self.started = True
         every = float(conf.get("DATABASE_PROBE"))
         if every > 0:
@@ -128,6 +129,18 @@ class App:
         if self._probe is not None:
             await self._probe.stop()
         self.started = False
+
+    def _know_handlers(self) -> None:
+        """Tell the metrics which handlers exist (the only values their call labels take):
+        those every registered module type declares, those the modules here registered."""
+        for module_type, cls in mqant_registry.module_classes().items():
+            try:
+                metrics.know_handlers(module_type, handlers.declared(cls))
+            except ValueError:  # a class declaring a handler twice; it cannot start anyway
+                metrics.know_handlers(module_type, ())
+        for module, _ in self.modules:
+            metrics.know_handlers(module.module_type, module.handlers)
+        metrics.know_handlers(config.GATE, ())  # the gates' nodes (their census)
 
     async def _start_entry(self, entry: config.ModuleEntry) -> None:
         if entry.module_type == config.GATE:

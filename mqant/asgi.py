@@ -27,7 +27,7 @@ from typing import Any
 
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable
 
-from mqant import conf, health, runtime
+from mqant import conf, health, runtime, scrape
 from mqant.security import refuse_insecure_start
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,9 @@ class MqantApplication:
             return
         if health.answers(scope):
             await health.respond(scope, send, self._not_ready())
+            return
+        if scrape.answers(scope):
+            await scrape.respond(scope, send)
             return
         await self.startup()
         await self.inner(scope, receive, send)

@@ -63,6 +63,11 @@ DEFAULTS: dict[str, Any] = {
     "PASSWORD_HASH_QUEUE_PER_ADDRESS": 4,
     # Answer /healthz and /readyz in the ASGI application, before Django (mqant.health).
     "HEALTH_ENDPOINTS": True,
+    # Seconds the event loop may run late (mqant.looplag) before /healthz answers 503.
+    "HEALTH_MAX_LOOP_LAG": 5.0,
+    # The bearer token /metrics asks for (mqant.scrape); "" leaves /metrics to the project
+    # on the HTTP port. runmodules --health answers /metrics with it, or freely without.
+    "METRICS_TOKEN": "",
     # Bytes an HTTP request's body may hold (mqant.asgi.BodyLimit); a larger one is refused
     # (413) before Django spools it to disk.
     "MAX_HTTP_BODY": 4 * 1024 * 1024,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from mqant import metrics
 from mqant.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class Dependency:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self._errors = metrics.LAYER_ERRORS.child(name.lower())
         self.down_since: float | None = None
         self.failures = 0  # in the current outage
         # Whether something in this process checks the dependency regularly (and so marks it
@@ -74,6 +76,7 @@ class Dependency:
     def failed(self, err: BaseException) -> None:
         """An operation on the dependency failed: the first failure of an outage is logged."""
         self.failures += 1
+        self._errors.add()
         if self.down_since is None:
             self.down_since = time.monotonic()
             logger.warning(
@@ -220,6 +223,8 @@ def layer_failure(err: Exception) -> Exception:
     """The error a caller gets for a channel-layer exception: ``ServiceUnavailable`` when it
     is a dependency's (which is marked down, logged once per outage), else the exception."""
     dependency = note(err)
+    if dependency is None:
+        metrics.LAYER_ERRORS.child("channel_layer").add()
     return err if dependency is None else dependency.error()
 
 

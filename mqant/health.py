@@ -1,7 +1,10 @@
 """Health, for a supervisor or a load balancer: ``/healthz`` (the process lives and its event
-loop answers) and ``/readyz`` (it should be sent traffic), answered by the ASGI application
-(mqant.asgi) before Django: no database query, no ALLOWED_HOSTS check (a probe names the
-pod's address), no session or CSRF.
+loop answers in time) and ``/readyz`` (it should be sent traffic), answered by the ASGI
+application (mqant.asgi) before Django: no database query, no ALLOWED_HOSTS check (a probe
+names the pod's address), no session or CSRF.
+
+``/healthz`` says how late the event loop runs (mqant.looplag) and answers 503 past
+``MQANT["HEALTH_MAX_LOOP_LAG"]`` seconds: a loop that late serves nobody well.
 
 A process is ready when its runtime has started, it is not stopping (a draining gate is not
 ready), and none of its dependencies is known down (mqant.dependencies: the database as its
@@ -17,7 +20,7 @@ from typing import Any
 
 from asgiref.typing import ASGISendCallable
 
-from mqant import conf, dependencies, runtime
+from mqant import conf, dependencies, runtime, scrape
 
 PATHS = ("/healthz", "/readyz")
 
@@ -44,12 +47,21 @@ def answers(scope: dict[str, Any]) -> bool:
     )
 
 
+def loop_lag() -> float:
+    """Seconds the running event loop is late (0 before its runtime starts)."""
+    running = runtime.current()
+    return 0.0 if running is None else running.lag.current()
+
+
 def answer(path: str, reasons: list[str]) -> tuple[int, bytes]:
-    """The status and JSON body for ``/healthz`` (200 while the loop answers at all) or
-    ``/readyz`` (200, or 503 with ``reasons``)."""
+    """The status and JSON body for ``/healthz`` (200 while the loop answers in time, else
+    503) or ``/readyz`` (200, or 503 with ``reasons``)."""
     body: dict[str, object]
     if path == "/healthz":
-        status, body = 200, {"alive": True}
+        lag = loop_lag()
+        alive = lag <= float(conf.get("HEALTH_MAX_LOOP_LAG"))
+        status = 200 if alive else 503
+        body = {"alive": alive, "loop_lag_seconds": round(lag, 4)}
     elif reasons:
         status, body = 503, {"ready": False, "reasons": reasons}
     else:
@@ -81,8 +93,10 @@ MAX_PROBES_PER_ADDRESS = 4
 
 
 class HealthServer:
-    """``/healthz`` and ``/readyz`` on a port of their own, for a process that serves no HTTP
-    (``manage.py runmodules --health``): HTTP/1.x, GET only, one request per connection."""
+    """``/healthz``, ``/readyz`` and ``/metrics`` (mqant.scrape; with ``METRICS_TOKEN``, only
+    for a request that brings it) on a port of their own, for a process that serves no HTTP
+    (``manage.py runmodules --health``): HTTP/1.x, GET only, one request per connection. An
+    operator's port: never one the internet reaches."""
 
     def __init__(self, not_ready: Callable[[], list[str]]) -> None:
         self.not_ready = not_ready
@@ -107,8 +121,8 @@ class HealthServer:
         try:
             async with asyncio.timeout(REQUEST_SECONDS):
                 head = await reader.readuntil(b"\r\n\r\n")
-            writer.write(self._response(head))
-            await writer.drain()
+                writer.write(self._response(head))
+                await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             pass  # too slow, too long, or gone: closed without an answer
         finally:
@@ -120,15 +134,37 @@ class HealthServer:
     def _response(self, head: bytes) -> bytes:
         method, _, rest = head.partition(b" ")
         path = rest.partition(b" ")[0].partition(b"?")[0].decode("latin-1")
+        kind = "application/json"
+        extra: list[tuple[bytes, bytes]] = []
         if method != b"GET":
             status, text = 405, b"GET only\n"
+        elif path == scrape.PATH:
+            status, extra, text = scrape.answer("GET", _header(head, b"authorization"))
+            kind = dict(extra).pop(b"content-type", b"text/plain").decode()
         elif path not in PATHS:
-            status, text = 404, b"Not found: /healthz or /readyz\n"
+            status, text = 404, b"Not found: /healthz, /readyz or /metrics\n"
         else:
             status, text = answer(path, self.not_ready())
-        reason = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Unavailable"}
+        reason = {
+            200: "OK", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            503: "Unavailable",
+        }  # fmt: skip
+        headers = "".join(
+            f"{name.decode()}: {value.decode()}\r\n"
+            for name, value in extra
+            if name != b"content-type"
+        )
         return (
-            f"HTTP/1.1 {status} {reason[status]}\r\nContent-Type: application/json\r\n"
+            f"HTTP/1.1 {status} {reason[status]}\r\nContent-Type: {kind}\r\n{headers}"
             f"Content-Length: {len(text)}\r\nCache-Control: no-store\r\n"
             "Connection: close\r\n\r\n"
         ).encode() + text
+
+
+def _header(head: bytes, name: bytes) -> bytes | None:
+    """The value of header ``name`` (lowercase) in a request's head, if it has one."""
+    for line in head.split(b"\r\n")[1:]:
+        key, sep, value = line.partition(b":")
+        if sep and key.strip().lower() == name:
+            return value.strip()
+    return None

@@ -14,7 +14,7 @@ from typing import Protocol
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
-from mqant import conf, current
+from mqant import conf, current, metrics
 from mqant.dependencies import layer_failure, refuse_while_redis_down
 from mqant.errors import RemoteError
 from mqant.ops import (
@@ -121,6 +121,7 @@ async def _send(channel: str, message: GateSendMessage | SessionOpMessage) -> No
         # Nobody reads that channel fast enough (or at all: the connection is gone).
         # Delivery is best effort, as group sends are; the sender must not fail for it.
         logger.debug("dropped %s to %s: channel full", message["type"], channel)
+        metrics.PUSHES_DROPPED.child("channel_full").add()
     except Exception as err:
         raise layer_failure(err) from err
 

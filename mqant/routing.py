@@ -11,9 +11,10 @@ handler's bytes as they are). The gate (MQTT) and the REST API (``/api/call``) b
 import json
 import logging
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, NamedTuple
 
-from mqant import dependencies, jsontext, rpc
+from mqant import dependencies, jsontext, metrics, rpc
 from mqant.errors import RPCError
 from mqant.session import Session
 
@@ -107,23 +108,32 @@ async def dispatch(
     module is reported before a malformed payload; a ValueError is ``JSON_ERROR``), or the
     payload itself without ``decode``."""
     trace = session.trace_id
+    started, outcome = perf_counter(), metrics.CANCELLED
     try:
         if not handler.startswith("HD_"):
+            outcome = metrics.BAD_REQUEST
             raise RPCError(f"Method({handler}) must begin with 'HD_'")
         node = await rpc.select(target)
         try:
             msg = payload if decode is None else decode(payload)
         except ValueError:
+            outcome = metrics.BAD_REQUEST
             raise RPCError(JSON_ERROR) from None
         result = await rpc.call_node(node, handler, (session, msg), timeout=rpc.default_timeout())
+        outcome = metrics.OK
     except RPCError as err:
+        if outcome == metrics.CANCELLED:
+            outcome = metrics.outcome_of(err.kind)
         return envelope(trace, str(err), None)
     except Exception as err:
         # The channel layer failed (its pool exhausted...): the client still hears, and a
         # dependency's outage is logged once, not per call.
         error = dependencies.unavailable_text(err)
+        outcome = metrics.UNAVAILABLE
         if error is None:
             logger.exception("trace %s: calling %s failed", trace, session.topic)
-            error = INTERNAL_ERROR
+            error, outcome = INTERNAL_ERROR, metrics.ERROR
         return envelope(trace, error, None)
+    finally:
+        metrics.count_call(target, handler, outcome, perf_counter() - started)
     return result if isinstance(result, bytes) else envelope(trace, "", result)

@@ -9,12 +9,13 @@ cannot come.
 
 import logging
 import time
+from time import perf_counter
 from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
-from mqant import conf, current
+from mqant import conf, current, metrics
 from mqant.dependencies import layer_failure, refuse_while_redis_down
 from mqant.errors import DeadlineExceeded, RPCError, ServiceNotFound
 from mqant.nodes import Node
@@ -77,6 +78,24 @@ async def call_node(node: Node, fn: str, args: tuple[Any, ...], *, timeout: floa
     """``call`` on a node already selected. A node of this process is invoked directly
     (``RPC_LOCAL_SHORTCUT``), and always while the process stops: then only the calls in
     flight reach it, and the channel layer would turn them away."""
+    started, outcome = perf_counter(), metrics.CANCELLED
+    try:
+        result = await _call_node(node, fn, args, timeout)
+        outcome = metrics.OK
+        return result
+    except RPCError as err:
+        outcome = metrics.outcome_of(err.kind)
+        raise
+    except Exception:
+        outcome = metrics.UNAVAILABLE  # the channel layer's failure
+        raise
+    finally:
+        target = metrics.rpc_target(node.module_type)
+        metrics.RPC_CALLS.child(target, outcome).add()
+        metrics.RPC_SECONDS.child(target).observe(perf_counter() - started)
+
+
+async def _call_node(node: Node, fn: str, args: tuple[Any, ...], timeout: float) -> Any:
     if node.server is not None and (conf.get("RPC_LOCAL_SHORTCUT") or not node.server.accepting):
         try:
             async with deadline(timeout):

@@ -20,11 +20,12 @@ from typing import Any, Protocol, TypeVar, cast
 
 from channels.layers import get_channel_layer
 
-from mqant import conf
+from mqant import conf, metrics
 from mqant import current as _current
 from mqant.app import App
 from mqant.current import NoRuntime
 from mqant.dependencies import REDIS
+from mqant.looplag import LoopLag
 from mqant.replies import ReplyRouter
 
 __all__ = ["NoRuntime", "Part", "Runtime", "current", "get", "start", "stop"]
@@ -55,12 +56,15 @@ class Runtime:
         self.parts = list(parts)
         self._started: list[Part] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.lag = LoopLag()
 
     def __repr__(self) -> str:
         return f"<Runtime {self.app.process_id} parts={[type(p).__name__ for p in self.parts]}>"
 
     async def start(self) -> None:
         """The reply channel, then the modules, then the parts; a failure stops what started."""
+        metrics.identify(process=self.app.process_id)
+        self.spawn(self.lag.run(), "event loop lag")
         self.app.registry.watch_gone(self.replies.nodes_gone)
         REDIS.when_down(self.replies.redis_down)
         try:

@@ -4,9 +4,10 @@
 import asyncio
 import logging
 from contextvars import ContextVar
+from time import perf_counter
 from typing import Any
 
-from mqant import dependencies
+from mqant import dependencies, metrics
 from mqant.db import db
 from mqant.errors import FunctionNotFound, HandlerError, RemoteError, RPCError
 from mqant.module import HandlerSpec, Module
@@ -31,6 +32,7 @@ class ModuleServer:
 
     def __init__(self, module: Module) -> None:
         self.module = module
+        self._type = module.module_type
         self._serial: WorkQueue[_Job] = WorkQueue(self._serve, lambda: f"{module!r}: a call")
         self.active = 0  # calls accepted and not finished
         # False once the process stops: only its own calls in flight still reach the node,
@@ -57,19 +59,30 @@ class ModuleServer:
         """
         spec = self.module.handlers.get(fn)
         if spec is None:
+            metrics.HANDLER_CALLS.child(self._type, metrics.UNKNOWN, metrics.NOT_FOUND).add()
             raise FunctionNotFound.for_name(fn)
         self.active += 1
         self._idle.clear()
+        started, outcome = perf_counter(), metrics.CANCELLED
         try:
             if spec.concurrent:
-                return await self._run(spec, args)
-            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self._serial.add((spec, args, future))
-            return await future
+                result = await self._run(spec, args)
+            else:
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                self._serial.add((spec, args, future))
+                result = await future
+            outcome = metrics.OK
+            return result
+        except RPCError as err:
+            outcome = metrics.outcome_of(err.kind)
+            raise
         finally:
             self.active -= 1
             if not self.active:
                 self._idle.set()
+            # fn is a registered handler's name: the labels stay bounded.
+            metrics.HANDLER_CALLS.child(self._type, fn, outcome).add()
+            metrics.HANDLER_SECONDS.child(self._type, fn).observe(perf_counter() - started)
 
     async def _serve(self, job: _Job) -> None:
         """Run a ``register`` call, in its turn, and answer its caller."""

@@ -205,6 +205,9 @@ MQANT: dict[str, Any] = {
         "Login": {"AutoRegister": os.environ.get("MQANT_LOGIN_AUTO_REGISTER", "1") == "1"},
     },
 }
+# /metrics for a scraper that brings this bearer token (mqant.scrape); unset: no /metrics.
+if os.environ.get("MQANT_METRICS_TOKEN"):
+    MQANT["METRICS_TOKEN"] = os.environ["MQANT_METRICS_TOKEN"]
 # Module nodes of every process, registered in Redis with a heartbeat, with REDIS_URL.
 MQANT["REGISTRY"] = project.registry(REDIS_URL, REDIS_PREFIX)
 

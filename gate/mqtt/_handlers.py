@@ -36,11 +36,12 @@ class PacketHandlers:
     ``out``, the connection's queue; a QoS 2 message is reported once however often it is
     resent before its PUBREL."""
 
-    __slots__ = ("_out", "_unreleased", "publishes")
+    __slots__ = ("_out", "_unreleased", "publishes", "replies")
 
     def __init__(self, out: bytearray) -> None:
         self._out = out
         self.publishes = 0  # PUBLISH packets handled
+        self.replies = 0  # packets queued in answer
         self._unreleased: set[int] = set()  # QoS 2 ids received, not yet released by PUBREL
 
     def handle(self, packet: Packet) -> Event | None:
@@ -60,6 +61,7 @@ class PacketHandlers:
         packet_id = publish.packet_id
         if packet_id is None:  # QoS 0: the decoder gives every QoS 1-2 PUBLISH an id
             return MessageReceived(publish.topic, publish.payload, 0, publish.retain)
+        self.replies += 1
         if publish.qos == 1:
             self._out += b"\x40\x02" + packet_id.to_bytes(2, "big")
         else:
@@ -71,9 +73,11 @@ class PacketHandlers:
 
     def _on_pubrel(self, pubrel: PubRel) -> None:
         self._unreleased.discard(pubrel.packet_id)
+        self.replies += 1
         self._out += b"\x70\x02" + pubrel.packet_id.to_bytes(2, "big")
 
     def _on_pubrec(self, pubrec: PubRec) -> None:
+        self.replies += 1
         self._out += b"\x62\x02" + pubrec.packet_id.to_bytes(2, "big")
 
     def _on_ack(self, _ack: PubAck | PubComp) -> None:
@@ -81,14 +85,17 @@ class PacketHandlers:
 
     def _on_subscribe(self, subscribe: Subscribe) -> Event:
         granted = tuple(qos for _, qos in subscribe.topics)
+        self.replies += 1
         self._out += encode(SubAck(subscribe.packet_id, granted))
         return Subscribed(subscribe.packet_id, subscribe.topics)
 
     def _on_unsubscribe(self, unsubscribe: Unsubscribe) -> Event:
+        self.replies += 1
         self._out += encode(UnsubAck(unsubscribe.packet_id))
         return Unsubscribed(unsubscribe.packet_id, unsubscribe.topics)
 
     def _on_pingreq(self, _ping: PingReq) -> None:
+        self.replies += 1
         self._out += _PINGRESP
 
     def _on_disconnect(self, _disconnect: Disconnect) -> Event:

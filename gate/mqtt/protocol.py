@@ -58,6 +58,7 @@ class ServerProtocol:
         "_handlers",
         "_out",
         "_packets",
+        "_sent",
         "_state",
     )
 
@@ -70,6 +71,7 @@ class ServerProtocol:
     ) -> None:
         self._decoder = Decoder(max_packet_size, max_topics_per_subscribe)
         self._packets = 0
+        self._sent = 0  # packets queued by the application's calls (CONNACK, PUBLISH)
         self._out = bytearray()
         self._handlers = PacketHandlers(self._out)  # the packets after an accepted CONNECT
         self._state = State.AWAITING_CONNECT
@@ -102,6 +104,11 @@ class ServerProtocol:
     def packets_received(self) -> int:
         """Packets decoded so far, of every type: what a rate limit counts."""
         return self._packets
+
+    @property
+    def packets_sent(self) -> int:
+        """Packets queued for the client so far, of every type."""
+        return self._sent + self._handlers.replies
 
     @property
     def control_packets_received(self) -> int:
@@ -144,6 +151,7 @@ class ServerProtocol:
         """
         self._expect_pending_connect("accept()")
         self._out += _CONNACK_ACCEPTED
+        self._sent += 1
         self._accepted = True
         return self._drain()
 
@@ -156,6 +164,7 @@ class ServerProtocol:
             raise LocalProtocolError(f"Expected a refusal return code of 1-5, got {return_code}")
         self._expect_pending_connect("refuse()")
         self._out += encode(ConnAck(return_code))
+        self._sent += 1
         self._close()
 
     def send_publish(self, topic: str, payload: bytes) -> None:
@@ -168,6 +177,7 @@ class ServerProtocol:
                 f"Expected an accepted connection to publish on, got state {self._state.name}"
             )
         self._out += encode_publish(topic, payload)
+        self._sent += 1
 
     def _expect_pending_connect(self, call: str) -> None:
         if self._state is not State.CONNECTED or self._accepted:
@@ -229,5 +239,6 @@ class ServerProtocol:
 
     def _refuse_now(self, return_code: int, reason: str) -> Event:
         self._out += encode(ConnAck(return_code))
+        self._sent += 1
         self._close()
         return ConnectionRefused(return_code, reason)

@@ -27,6 +27,7 @@ from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from mqant import metrics
 from mqant.accounts import budgets, hashing, lockout, passwords
 from mqant.accounts.budgets import Throttled
 from mqant.accounts.errors import InvalidName, Refused, WrongCredentials
@@ -108,6 +109,7 @@ async def login(
         await db(lockout.cancelled)(attempt.reservation)
         return await login(username=username, password=password, ip=ip, _db=_db)
     if user is None:
+        metrics.LOGIN_FAILURES.child().add()
         await db(lockout.failed)(attempt.reservation)
         raise WrongCredentials(attempt.wrong_text)
     await db(lockout.succeeded)(attempt.reservation)

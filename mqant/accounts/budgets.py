@@ -9,7 +9,7 @@ every attempt: right passwords cost the server a hash too.
 import math
 import time
 
-from mqant import conf, counters
+from mqant import conf, counters, metrics
 from mqant.accounts.errors import Refused
 
 KEY_PREFIX = "account-budget"
@@ -39,4 +39,5 @@ def take(budget: str, ip: str) -> None:
     now = time.time()
     start = int(now // window) * window
     if counters.add(counters.key(KEY_PREFIX, budget, str(start), ip), window + 1) > limit:
+        metrics.RATE_LIMITS.child(f"{budget}_budget").add()  # a name of BUDGETS
         raise Throttled(what, max(1, math.ceil(start + window - now)))

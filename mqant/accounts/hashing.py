@@ -25,7 +25,7 @@ from django.contrib.auth.hashers import (
     make_password,
 )
 
-from mqant import conf
+from mqant import conf, metrics
 from mqant.accounts.errors import Refused
 
 T = TypeVar("T")
@@ -61,6 +61,7 @@ class HashPool:
         with self._cond:
             pending = self._pending.get(key, 0)
             if self._total >= self._limit or pending >= self._per_key:
+                metrics.RATE_LIMITS.child("hash_queue").add()
                 raise Busy()
             self._pending[key] = pending + 1
             self._total += 1

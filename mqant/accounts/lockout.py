@@ -24,7 +24,7 @@ from typing import Any
 
 from django.conf import settings
 
-from mqant import counters
+from mqant import counters, metrics
 from mqant.accounts.errors import Refused
 from mqant.counters import cache
 
@@ -93,6 +93,7 @@ def reserve(*, username: str, ip: str) -> Reservation:
     until = max(cache.get_many([c.key("until") for c in counts]).values(), default=0.0)
     remaining = until - time.time()
     if remaining > 0:
+        metrics.RATE_LIMITS.child("lockout").add()
         raise LockedOut(math.ceil(remaining))
     taken: list[Counted] = []
     for count in counts:
@@ -101,6 +102,7 @@ def reserve(*, username: str, ip: str) -> Reservation:
             for undo in taken:
                 counters.give_back(undo.key("attempts"))
             # The attempts in flight that filled the count decide the lockout when they fail.
+            metrics.RATE_LIMITS.child("lockout").add()
             raise LockedOut(policy.duration)
     return Reservation(policy, tuple(counts))
 
@@ -114,6 +116,7 @@ def failed(reservation: Reservation) -> None:
         if failures >= count.limit:
             cache.set(count.key("until"), time.time() + policy.duration, policy.duration)
             cache.delete(key)
+            metrics.LOCKOUTS.child().add()
             logger.warning(
                 "Refusing logins for %s %r for %d s after %d failures",
                 count.kind, count.value[:150], policy.duration, failures,
