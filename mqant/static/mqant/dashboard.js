@@ -204,7 +204,9 @@
         addHistogram(rpcs, histogramDelta(s.rpc_seconds, before.rpc_seconds));
       }
     }
-    previous.clear();
+    // A process silent this once keeps its last totals; one no longer listed is forgotten.
+    const listed = new Set(data.processes.map((row) => row.key));
+    for (const key of previous.keys()) if (!listed.has(key)) previous.delete(key);
     for (const row of rows) previous.set(row.key, row.snapshot);
     charts.connections.add(now, connections);
     if (measured) {
