@@ -13,9 +13,10 @@ rates itself; the server keeps nothing between requests.
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib import admin
 from django.contrib.admin import AdminSite
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -102,19 +103,20 @@ def _result(rows: list[dict[str, Any]], not_asked: int) -> dict[str, Any]:
     return {"at": time.time(), "poll": POLL_SECONDS, "processes": rows, "not_asked": not_asked}
 
 
-def _is_staff(user: Any) -> bool:
-    return bool(user.is_active and user.is_staff)
+def data(site: AdminSite) -> Callable[[HttpRequest], Coroutine[Any, Any, HttpResponse]]:
+    """The figures as JSON, for those ``site`` lets in (Django's admin: active staff), 403
+    for anyone else; GET only, never cached."""
 
+    @never_cache
+    @require_GET
+    async def view(request: HttpRequest) -> HttpResponse:
+        if not await sync_to_async(site.has_permission)(request):
+            return JsonResponse({"detail": "Staff only."}, status=403)
+        response = JsonResponse(await gather())
+        response["Content-Security-Policy"] = CSP
+        return response
 
-@never_cache
-@require_GET
-async def data(request: HttpRequest) -> HttpResponse:
-    """The figures, as JSON, for active staff only (403 otherwise)."""
-    if not _is_staff(await request.auser()):
-        return JsonResponse({"detail": "Staff only."}, status=403)
-    response = JsonResponse(await gather())
-    response["Content-Security-Policy"] = CSP
-    return response
+    return view
 
 
 def page(site: AdminSite) -> Callable[[HttpRequest], HttpResponse]:
@@ -136,9 +138,9 @@ def urls(site: AdminSite = admin.site) -> list[URLPattern]:
     path("admin/dashboard/", include(mqant.dashboard.urls())),
     path("admin/", admin.site.urls),
 
-    The page is the admin's (staff only; others are sent to its login page), the data
-    answers 403 to anyone but active staff."""
+    Both let in whom ``site`` does (``AdminSite.has_permission``: active staff): others are
+    sent to the admin's login page, or answered 403 for the data."""
     return [
         path("", page(site), name="mqant-dashboard"),
-        path("data/", data, name="mqant-dashboard-data"),
+        path("data/", data(site), name="mqant-dashboard-data"),
     ]
