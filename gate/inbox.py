@@ -8,7 +8,8 @@ and its session. Groups work the same way: a group's members are gate processes,
 once, and each hands the message to its own member connections.
 
 The channel is also the process's gate node (gate.node): modules call it for the census of
-its live sessions (mqant.gates), and nothing else. The inbox is a part of the process's
+its live sessions (mqant.gates), and the dashboard for the process's figures
+(mqant.dashboard), and nothing else. The inbox is a part of the process's
 runtime (mqant.runtime, gate.process): started with it, before any connection.
 """
 
@@ -22,13 +23,23 @@ from typing import Any, Protocol, cast
 from channels.layers import get_channel_layer
 
 from gate.node import GATE_ID, gate_node
-from mqant import FunctionNotFound, RemoteError, RPCError, dependencies, gates, metrics, owners
+from mqant import (
+    FunctionNotFound,
+    RemoteError,
+    RPCError,
+    config,
+    dependencies,
+    gates,
+    metrics,
+    owners,
+)
 from mqant.app import App
 from mqant.dependencies import REDIS
 from mqant.ops import Deliver, Fanout, GroupAdd, GroupDiscard, SessionRequest, decode_event
 from mqant.owners import NO_CONNECTION
 from mqant.runtime import Runtime
 from mqant.session import Session
+from mqant.snapshot import SNAPSHOT, snapshot
 from mqant.subscription import receive_forever
 from mqant.types import CallMessage
 from mqant.wire import decode_args, empty_reply
@@ -225,11 +236,14 @@ class Inbox:
     def serve(self, fn: str, args: tuple[Any, ...]) -> Any:
         """The gate node's functions: ``live_sessions(after, limit)``, a page of the census
         (mqant.gates.census_page), and ``closed_sessions(after, limit)``, a page of the recent
-        ends (mqant.gates.ClosedLog). Raises FunctionNotFound for any other."""
+        ends (mqant.gates.ClosedLog), and the process's figures for the admin's dashboard
+        (mqant.snapshot). Raises FunctionNotFound for any other."""
         if fn == gates.LIVE_SESSIONS:
             return gates.census_page(self.connections, args)
         if fn == gates.CLOSED_SESSIONS:
             return self.closes.page(args)
+        if fn == SNAPSHOT:
+            return snapshot(config.process_id())
         raise FunctionNotFound.for_name(fn)
 
     async def _fan_out(self, event: Fanout) -> None:

@@ -25,6 +25,7 @@ from mqant.errors import RemoteError, RPCError, ServiceNotFound
 from mqant.module import Module
 from mqant.nodes import Node
 from mqant.server import ModuleServer, in_handler
+from mqant.snapshot import SNAPSHOT, snapshot
 from mqant.subscription import Subscription
 from mqant.types import CallMessage, ReplyMessage
 from mqant.wire import decode_args, empty_reply, encode_value
@@ -224,6 +225,9 @@ class App:
     ) -> None:
         if message.get("type") == "mqant.call":
             call = cast(CallMessage, message)
+            if call.get("fn") == SNAPSHOT:  # the process's figures, for the admin's dashboard
+                self._spawn(self._answer_snapshot(node, call), name, self._calls)
+                return
             self._spawn(self._serve_one(node, server, call), name, self._calls)
 
     async def _serve_one(self, node: Node, server: ModuleServer, message: CallMessage) -> None:
@@ -256,6 +260,13 @@ class App:
         finally:
             counts.done(outcome, time.perf_counter() - started)
         if message["reply_to"]:
+            await self._reply(node, message, reply)
+
+    async def _answer_snapshot(self, node: Node, message: CallMessage) -> None:
+        """Answered by the process, whichever of its nodes is asked (mqant.dashboard)."""
+        if message["deadline"] > time.time() and message["reply_to"]:
+            reply = empty_reply(message["id"])
+            reply["result"] = snapshot(self.process_id)
             await self._reply(node, message, reply)
 
     async def _reply(self, node: Node, message: CallMessage, reply: ReplyMessage) -> None:

@@ -6,12 +6,15 @@ from django.urls import include, path
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import RedirectView
 
+from mqant import dashboard
 from mqantsite.views import ChatPage
 
 # A request that fails because the database or Redis is down: 503, not a 500 page.
 handler500 = "mqant.http.server_error"
 
 urlpatterns = [
+    # The live dashboard, staff only, before the admin's own catch-all.
+    path("admin/dashboard/", include(dashboard.urls(admin.site))),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
     # The chat page is a template, not a static file: it sets the CSRF cookie its REST calls
