@@ -85,8 +85,15 @@ class MQTTConnection:
         cls, transport: Transport, *, ip: str, network: str, server_id: str = "", kind: str = ""
     ) -> "MQTTConnection":
         """A connection of this process's inbox (gate.process); ``kind`` names its transport
-        in the metrics (``network`` by default)."""
-        return cls(transport, ip=ip, network=network, inbox=inbox(), server_id=server_id, kind=kind)
+        in the metrics (``network`` by default). What its transport's task logs from now on
+        names the connection's session (mqant.logs), and so do the calls and timers it starts,
+        until a call names its own: bound once, in the task that serves the connection for its
+        whole life (the gate's listeners', the ASGI server's), not once per read."""
+        connection = cls(
+            transport, ip=ip, network=network, inbox=inbox(), server_id=server_id, kind=kind
+        )
+        logs.bind(connection.host.session)
+        return connection
 
     def __repr__(self) -> str:
         s = self.session
@@ -104,18 +111,9 @@ class MQTTConnection:
     # Bytes in, from the transport
 
     async def data_received(self, data: bytes) -> None:
-        """Feed bytes from the client; a protocol violation closes the connection. What is
-        logged meanwhile names the connection's session (mqant.logs), and so do the calls
-        started here, the timers set here, until a call names its own."""
+        """Feed bytes from the client; a protocol violation closes the connection."""
         if self.outbox.closed:
             return
-        token = logs.bind(self.host.session)
-        try:
-            await self._receive(data)
-        finally:
-            logs.unbind(token)
-
-    async def _receive(self, data: bytes) -> None:
         self._last_seen = now = self._loop.time()
         if self._accepted:
             self.host.keeper.active(now)

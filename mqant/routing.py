@@ -107,10 +107,11 @@ async def dispatch(
     in the envelope. ``msg`` is ``decode(payload)``, decoded once the node is found (a missing
     module is reported before a malformed payload; a ValueError is ``JSON_ERROR``), or the
     payload itself without ``decode``. With tracing on, the call is a span whose ids are the
-    Session's (mqant.tracing); what is logged meanwhile names the Session (mqant.logs)."""
+    Session's (mqant.tracing). What the handler logs names the Session (mqant.server gives
+    mqant.logs its arguments), and so does the failure logged here; the rest of the call's
+    lines name the connection's."""
     traced = None if tracing.tracer is None else tracing.start_call(session, handler)
     trace = session.trace_id  # the span's when tracing is on: the client sees the trace id
-    token = logs.bind(session)
     counts = metrics.client_call(target, handler)
     started, outcome = perf_counter(), metrics.CANCELLED
     try:
@@ -141,7 +142,9 @@ async def dispatch(
         error = dependencies.unavailable_text(err)
         outcome = metrics.UNAVAILABLE
         if error is None:
+            token = logs.bind(session)
             logger.exception("trace %s: calling %s failed", trace, session.topic)
+            logs.unbind(token)
             error, outcome = INTERNAL_ERROR, metrics.ERROR
         return envelope(trace, error, None)
     except BaseException as err:  # cancelled: the connection or the server went away
@@ -149,7 +152,6 @@ async def dispatch(
             traced.fail(err)
         raise
     finally:
-        logs.unbind(token)
         if traced is not None:
             traced.close()
         if counts.known:

@@ -5,11 +5,15 @@ the trace, session and user of the client a line is about."""
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from mqant.asgi import CANNOT_START_STATUS
 from tests.e2e.clients import ChatClient
@@ -164,3 +168,43 @@ def test_a_module_process_whose_exporter_is_not_installed_refuses_to_start(tmp_p
     finally:
         modules.stop()
     assert "opentelemetry-exporter-otlp-proto-grpc" in modules.output(), modules.output()
+
+
+CONNECT = b"\x10\x0d\x00\x04MQTT\x04\x02\x00\x3c\x00\x01p"  # MQTT 3.1.1, client id "p"
+BROKEN = b"\x00\x00"  # packet type 0 is reserved: a protocol error once connected
+
+
+def test_json_logs_name_the_session_of_a_connection_on_every_transport(tmp_path):
+    """A line about a connection, not a call (its protocol error), names its session, whether
+    the connection came over TCP, the gate's own WebSocket port or the ASGI server's."""
+    server = ServerProcess(tmp_path, {"MQANT_LOG_FORMAT": "json"}).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.tcp_port), timeout=5) as raw:
+            raw.sendall(CONNECT)
+            assert raw.recv(4)[:1] == b"\x20"  # CONNACK
+            raw.sendall(BROKEN)
+            assert raw.recv(16) == b""  # closed
+        for port in (server.ws_port, server.port):
+            with ws_connect(
+                f"ws://127.0.0.1:{port}/mqtt", subprotocols=[Subprotocol("mqtt")]
+            ) as ws:
+                ws.send(CONNECT)
+                assert bytes(ws.recv(timeout=5))[:1] == b"\x20"
+                ws.send(BROKEN)
+                with pytest.raises(ConnectionClosed):
+                    ws.recv(timeout=5)
+        deadline = time.monotonic() + 10
+        while len(broken := protocol_errors(server.output())) < 3:
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    networks = sorted(line["message"].split()[2] for line in broken)
+    assert networks == ["tcp", "websocket", "websocket"], broken
+    for line in broken:  # the connection's own session: the one its repr names
+        assert line["session_id"], line
+        assert line["message"].split()[1] == line["session_id"], line
+
+
+def protocol_errors(output: str) -> list[dict[str, Any]]:
+    return [e for e in json_lines(output) if "closing, protocol error" in e["message"]]
