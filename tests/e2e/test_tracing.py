@@ -189,7 +189,9 @@ def test_json_logs_name_the_session_of_a_connection_on_every_transport(tmp_path)
                 f"ws://127.0.0.1:{port}/mqtt", subprotocols=[Subprotocol("mqtt")]
             ) as ws:
                 ws.send(CONNECT)
-                assert bytes(ws.recv(timeout=5))[:1] == b"\x20"
+                connack = ws.recv(timeout=5)
+                assert isinstance(connack, bytes)
+                assert connack[:1] == b"\x20"
                 ws.send(BROKEN)
                 with pytest.raises(ConnectionClosed):
                     ws.recv(timeout=5)
