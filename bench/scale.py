@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios
-from bench.proc import established, listening
+from bench.proc import cpu_seconds, established, listening
 from bench.rpc import delete_keys, redis_pid
 from bench.servers import BENCH_MQANT, SCRUBBED_ENV, Server, free_port, start_server
 
@@ -208,8 +208,10 @@ def measure(plan: Plan, redis_url: str, postgres_url: str) -> list[dict[str, Any
                     for n in plan.fanout_members
                 ]
                 for run in runs:
+                    before = role_cpu(deployment, redis)
                     record, spread = asyncio.run(with_spread(run(), deployment))
-                    records.append({**record, "gates": gates, "spread": spread})
+                    split = split_of(before, role_cpu(deployment, redis))
+                    records.append({**record, "gates": gates, "spread": spread, "split": split})
                     print(line(records[-1]), flush=True)
             finally:
                 deployment.stop()
@@ -241,6 +243,23 @@ async def with_spread(
         sampler.cancel()
 
 
+def role_cpu(deployment: Deployment, redis: str | None) -> dict[str, float]:
+    """CPU seconds used so far by the gates together, the module process and redis-server."""
+    return {
+        "gates": sum(cpu_seconds(gate.pid) for gate in deployment.gates),
+        "modules": cpu_seconds(deployment.modules.pid) if deployment.modules else 0.0,
+        "redis": cpu_seconds(redis) if redis else 0.0,
+    }
+
+
+def split_of(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Each role's share (%) of the server CPU a whole run used (its warm-up and connects too:
+    the measured window's total is the record's ``cpu_s``)."""
+    used = {role: after[role] - before[role] for role in after}
+    total = sum(used.values()) or 1.0
+    return {role: round(100 * seconds / total, 1) for role, seconds in used.items()}
+
+
 def add_scaling(records: list[dict[str, Any]]) -> None:
     """Each record's rate over the one-gate record of the same scenario and size."""
     one = {(r["scenario"], r["clients"]): r["rate"] for r in records if r["gates"] == 1}
@@ -251,7 +270,8 @@ def add_scaling(records: list[dict[str, Any]]) -> None:
 
 HEADER = (
     f"{'scenario':<8} {'clients':>7} {'gates':>5} {'msgs/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-    f"{'server CPU s':>12} {'CPU µs/msg':>10} {'load CPU s':>10} {'scaling':>7}  per gate"
+    f"{'server CPU s':>12} {'CPU µs/msg':>10} {'load CPU s':>10} {'scaling':>7} "
+    f"{'gates/modules/redis %':>22}  per gate"
 )
 
 
@@ -261,7 +281,8 @@ def line(r: dict[str, Any]) -> str:
         f"{r['scenario']:<8} {r['clients']:>7} {r['gates']:>5} {r['rate']:>9.0f} "
         f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['cpu_s']:>12.2f} "
         f"{r['cpu_per_msg_us']:>10.1f} {r['client_cpu_s']:>10.2f} "
-        f"{'' if scaling is None else f'{scaling:.2f}':>7}  "
+        f"{'' if scaling is None else f'{scaling:.2f}':>7} "
+        f"{'/'.join(f'{v:.0f}' for v in r.get('split', {}).values()):>22}  "
         + "/".join(map(str, r.get("spread", [])))
     )
 
