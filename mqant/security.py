@@ -61,7 +61,7 @@ def refuse_insecure_start() -> None:
     if not settings.DEBUG and insecure_secret_key(str(settings.SECRET_KEY)):
         raise ImproperlyConfigured(
             "Refusing to start: set DJANGO_SECRET_KEY to a random value of 50 or more "
-            "characters (python -c 'import secrets; print(secrets.token_urlsafe(50))'), "
+            "characters (python3 -c 'import secrets; print(secrets.token_urlsafe(50))'), "
             "or DJANGO_DEBUG=1 for development on this machine only."
         )
     token = str(getattr(settings, "MQANT", {}).get("METRICS_TOKEN") or "")
@@ -69,5 +69,5 @@ def refuse_insecure_start() -> None:
         raise ImproperlyConfigured(
             f"Refusing to start: MQANT_METRICS_TOKEN has {len(token)} characters; use a random "
             f"one of {MIN_METRICS_TOKEN} or more "
-            "(python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+            "(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')."
         )

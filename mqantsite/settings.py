@@ -31,6 +31,8 @@ Environment variables:
     MQANT_LOGIN_AUTO_REGISTER "0" to refuse unknown user names at Login/HD_Login instead of
                         registering them (default "1", as mqant's clients expect)
     MQANT_LOG_LEVEL     the level of the mqant and gate loggers (default INFO)
+    MQANT_METRICS_TOKEN the bearer token a scraper brings to GET /metrics (at least 24
+                        characters; unset, a gate leaves /metrics to Django: 404)
     MQANT_LOG_FORMAT    "text" (the default) or "json": one JSON object per line, with the
                         trace, session and user ids of the connection or call it is about
     OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME...: OpenTelemetry's
