@@ -1,6 +1,7 @@
 """mqant.dashboard: the figures of every live process, for staff only, gathered within a
 bound even when a process does not answer."""
 
+import asyncio
 import time
 
 import pytest
@@ -151,3 +152,33 @@ async def test_past_the_most_processes_asked_the_rest_are_counted(mqant_started,
         mqant_started.registry._others_changed({}, {})
     assert [row["process"] for row in result["processes"][1:]] == ["p0", "p1"]
     assert result["not_asked"] == 3
+
+
+async def test_a_process_answering_what_cannot_be_read_is_named_and_the_rest_shown(
+    mqant_started,
+):
+    """A node of another process that answers the snapshot with a reply no caller can decode
+    (a Session marker around a number: a lying or broken process): that process is named as
+    not answering; the others, this one included, are still shown."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    liar = Node("Chat@1111111111111111", "Chat", channel, process_id="liar")
+
+    async def answer_once() -> None:
+        message = await layer.receive(channel)
+        reply = {"type": "mqant.reply", "id": message["id"], "error": "", "kind": ""}
+        await layer.send(message["reply_to"], {**reply, "result": {"__mqant_session__": 1}})
+
+    answering = asyncio.create_task(answer_once())
+    mqant_started.registry._others_changed({liar.node_id: liar}, {})
+    try:
+        result = await dashboard.gather(timeout=1.0)
+    finally:
+        mqant_started.registry._others_changed({}, {})
+        answering.cancel()
+    own, other = result["processes"]
+    assert own["answered"] is True
+    assert other["process"] == "liar"
+    assert other["answered"] is False
+    assert other["snapshot"] is None
+    assert other["error"] == "an answer that cannot be read"
