@@ -12,6 +12,7 @@ rates itself; the server keeps nothing between requests.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -34,6 +35,10 @@ ASK_TIMEOUT = 1.0  # seconds a process has to answer with its snapshot
 MAX_PROCESSES = 64  # processes asked at most; the others are counted, not asked
 POLL_SECONDS = 2  # how often the page asks
 GATE = config.GATE
+# What a row says of a process whose answer could not be read (the log says why).
+UNREADABLE = "an answer that cannot be read"
+
+logger = logging.getLogger(__name__)
 
 # The page's own scripts and styles only (static/mqant/dashboard.js): no inline code.
 CSP = (
@@ -81,6 +86,9 @@ async def _ask(node: Node, timeout: float) -> dict[str, Any]:
         answer = await rpc.call_node(node, SNAPSHOT, (), timeout=timeout)
     except RPCError as err:  # deadline exceeded, Redis unavailable, a node of an older version
         return _row(node.node_id, node.process_id, None, str(err))
+    except Exception:  # a reply that cannot be decoded, the layer's own failure: this row's
+        logger.warning("the snapshot of %s could not be read", node.node_id, exc_info=True)
+        return _row(node.node_id, node.process_id, None, UNREADABLE)
     figures = clean(answer)
     if figures is None:
         return _row(node.node_id, node.process_id, None, "an answer of another shape")
