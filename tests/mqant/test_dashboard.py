@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.test import AsyncClient
 
-from mqant import config, dashboard, rpc
+from mqant import config, dashboard, metrics, rpc
 from mqant.nodes import Node
 from mqant.snapshot import SNAPSHOT
 
@@ -182,3 +182,31 @@ async def test_a_process_answering_what_cannot_be_read_is_named_and_the_rest_sho
     assert other["answered"] is False
     assert other["snapshot"] is None
     assert other["error"] == "an answer that cannot be read"
+
+
+async def test_the_dashboards_own_asks_are_not_counted_as_the_processes_rpc(mqant_started):
+    """The asks of the dashboard, every 2 s per process, are not RPC calls of the project: a
+    hung process's timeouts would show in the charts as RPC errors and latency, while the
+    project's modules call nothing. (The modules' own census of the gates may run
+    meanwhile: only the hung process's module type is looked at.)"""
+    channel = await get_channel_layer().new_channel()
+    ghost = Node("Chat@2222222222222222", "Chat", channel, process_id="hung")
+    before = rpc_figures("Chat")
+    mqant_started.registry._others_changed({ghost.node_id: ghost}, {})
+    try:
+        result = await dashboard.gather(timeout=0.2)
+    finally:
+        mqant_started.registry._others_changed({}, {})
+    assert result["processes"][1]["error"] == "deadline exceeded"
+    assert rpc_figures("Chat") == before
+
+
+def rpc_figures(target: str) -> tuple[dict[str, float], int]:
+    """The RPC calls to ``target`` by outcome, and how many were timed."""
+    calls = {
+        outcome: child.value
+        for (name, outcome), child in metrics.RPC_CALLS.children.items()
+        if name == target
+    }
+    timed = metrics.RPC_SECONDS.children.get((target,))
+    return calls, 0 if timed is None else sum(timed.counts)
