@@ -88,8 +88,9 @@ async def _ask(node: Node, timeout: float) -> dict[str, Any]:
         answer = await rpc.reach(node, SNAPSHOT, (), timeout)
     except RPCError as err:  # deadline exceeded, Redis unavailable, a node of an older version
         return _row(node.node_id, node.process_id, None, str(err))
-    except Exception:  # a reply that cannot be decoded, the layer's own failure: this row's
-        logger.warning("the snapshot of %s could not be read", node.node_id, exc_info=True)
+    except Exception as err:  # a reply that cannot be decoded, the layer's own failure
+        # One line, no traceback: a broken process would write one at each poll of each page.
+        logger.warning("the snapshot of %s could not be read: %.200r", node.node_id, err)
         return _row(node.node_id, node.process_id, None, UNREADABLE)
     figures = clean(answer)
     if figures is None:
