@@ -60,6 +60,8 @@ def _parse_v1(data: bytes) -> ProxyHeader | None:
     if len(fields) != 6 or fields[1] not in _V1_FAMILIES:
         raise ProxyProtocolError(f"Expected PROXY TCP4|TCP6 src dst sport dport, got {fields!r}")
     family = _V1_FAMILIES[fields[1]]
+    if b"%" in fields[2] or b"%" in fields[3]:  # an IPv6 zone: any text, a newline included
+        raise ProxyProtocolError(f"A PROXY v1 header with an address zone: {fields[2:4]!r}")
     try:
         source = family(fields[2].decode("ascii"))
         family(fields[3].decode("ascii"))

@@ -12,6 +12,7 @@ rates itself; the server keeps nothing between requests.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -34,6 +35,10 @@ ASK_TIMEOUT = 1.0  # seconds a process has to answer with its snapshot
 MAX_PROCESSES = 64  # processes asked at most; the others are counted, not asked
 POLL_SECONDS = 2  # how often the page asks
 GATE = config.GATE
+# What a row says of a process whose answer could not be read (the log says why).
+UNREADABLE = "an answer that cannot be read"
+
+logger = logging.getLogger(__name__)
 
 # The page's own scripts and styles only (static/mqant/dashboard.js): no inline code.
 CSP = (
@@ -78,9 +83,15 @@ def _one_per_process(nodes: list[Node]) -> list[Node]:
 
 async def _ask(node: Node, timeout: float) -> dict[str, Any]:
     try:
-        answer = await rpc.call_node(node, SNAPSHOT, (), timeout=timeout)
+        # Not counted in the RPC metrics, which the dashboard shows: its own asks (a hung
+        # process's timeouts) would look like the project's traffic and errors.
+        answer = await rpc.reach(node, SNAPSHOT, (), timeout)
     except RPCError as err:  # deadline exceeded, Redis unavailable, a node of an older version
         return _row(node.node_id, node.process_id, None, str(err))
+    except Exception as err:  # a reply that cannot be decoded, the layer's own failure
+        # One line, no traceback: a broken process would write one at each poll of each page.
+        logger.warning("the snapshot of %s could not be read: %.200r", node.node_id, err)
+        return _row(node.node_id, node.process_id, None, UNREADABLE)
     figures = clean(answer)
     if figures is None:
         return _row(node.node_id, node.process_id, None, "an answer of another shape")

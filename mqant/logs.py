@@ -60,7 +60,7 @@ class RateLimitFilter(logging.Filter):
             return False
         if record.name.startswith(self.quiet):
             record.exc_info, record.exc_text = None, None
-        message = record.getMessage()
+        message = _message(record)  # a call whose arguments do not fit: logged, not raised
         if len(message) > self.max_chars:
             message = f"{message[: self.max_chars]}... ({len(message)} characters)"
         if held:

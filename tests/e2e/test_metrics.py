@@ -126,14 +126,20 @@ def test_a_scripted_chat_shows_in_the_gates_metrics(gate):
     assert "HD_NoSuchHandler_7f3a" not in after
     assert "Nope9c2" not in after
     # bob's join told alice (1), his HD_Say reached both (2).
-    assert delta("mqant_fanout_deliveries_total") >= 3
-    assert delta("mqant_packets_received_total", transport="tcp") >= 5
+    assert delta("mqant_fanout_deliveries_total") == 3
+    # Received: alice's CONNECT and 28 calls; bob's CONNECT and 4 calls, and the raw PINGREQ.
+    assert delta("mqant_packets_received_total", transport="websocket") == 29
+    assert delta("mqant_packets_received_total", transport="tcp") == 6
+    # Sent: a CONNACK, a PUBACK and an answer per call (QoS 1), and the pushes: alice heard
+    # bob's join and his words, bob his words.
+    assert delta("mqant_packets_sent_total", transport="websocket") == 1 + 2 * 28 + 2
+    assert delta("mqant_packets_sent_total", transport="tcp") == 1 + 2 * 4 + 1
     assert delta("mqant_bytes_sent_total", transport="websocket") > 0
     # Every series says which process and which gate.
     assert label_values(found, "mqant_calls_total", "process") == {"development"}
     assert next(iter(label_values(found, "mqant_calls_total", "gate"))).startswith("Gate@")
     # Chat asked Login who is online at each join: RPC calls of this process.
-    assert delta("mqant_rpc_calls_total", target="Login", outcome="ok") >= 2
+    assert delta("mqant_rpc_calls_total", target="Login", outcome="ok") == 2
     # Once every client left, no connection is open.
     deadline = time.monotonic() + 10
     while value(samples(scrape(gate.port)[1]), "mqant_connections") != 0:

@@ -4,6 +4,7 @@ each header names is the one the per-address limits count, over TCP and over the
 WebSocket port; a connection from the proxy without a header is closed before any MQTT."""
 
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -66,3 +67,20 @@ def test_the_gates_websocket_port_reads_the_header_too(server):
     ) as websocket:
         websocket.send(CONNECT)
         assert websocket.recv(timeout=10) == CONNACK_OK
+
+
+def test_a_client_that_left_is_let_in_again(server):
+    """The slot counted against the address a header named is given back with the
+    connection: that client's next connection (MAX_CONNECTIONS_PER_ADDRESS is 1) is let in,
+    and so is the proxy's, whose own address was never counted."""
+    first, answer = mqtt_over_tcp(server.tcp_port, header("192.0.2.30"))
+    assert answer == CONNACK_OK
+    first.close()
+    deadline = time.monotonic() + 10
+    while True:  # until the gate has seen the first one go
+        again, answer = mqtt_over_tcp(server.tcp_port, header("192.0.2.30"))
+        again.close()
+        if answer == CONNACK_OK:
+            break
+        assert time.monotonic() < deadline, "the client's slot was never given back"
+        time.sleep(0.1)

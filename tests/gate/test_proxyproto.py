@@ -74,6 +74,9 @@ def test_an_incomplete_v2_header_asks_for_more(cut):
         b"PROXY TCP4 192.0.2.7\xff 127.0.0.1 1 2\r\n",
         b"PROXY  TCP4 192.0.2.7 127.0.0.1 1 2\r\n",
         b"proxy TCP4 192.0.2.7 127.0.0.1 1 2\r\n",
+        # An IPv6 zone is no client's address; this one would forge a log line of its own.
+        b"PROXY TCP6 fe80::1%a\nforged ::1 1 2\r\n",
+        b"PROXY TCP6 2001:db8::1 fe80::1%eth0 1 2\r\n",
         v2()[:12] + b"\x10" + v2()[13:],  # version 1 in a version 2 signature
         v2()[:12] + b"\x22" + v2()[13:],  # command 2
         v2()[:14] + b"\x00\x04" + v2()[16:20],  # too short for its IPv4 addresses

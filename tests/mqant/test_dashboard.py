@@ -1,6 +1,7 @@
 """mqant.dashboard: the figures of every live process, for staff only, gathered within a
 bound even when a process does not answer."""
 
+import asyncio
 import time
 
 import pytest
@@ -9,7 +10,7 @@ from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.test import AsyncClient
 
-from mqant import config, dashboard, rpc
+from mqant import config, dashboard, metrics, rpc
 from mqant.nodes import Node
 from mqant.snapshot import SNAPSHOT
 
@@ -151,3 +152,61 @@ async def test_past_the_most_processes_asked_the_rest_are_counted(mqant_started,
         mqant_started.registry._others_changed({}, {})
     assert [row["process"] for row in result["processes"][1:]] == ["p0", "p1"]
     assert result["not_asked"] == 3
+
+
+async def test_a_process_answering_what_cannot_be_read_is_named_and_the_rest_shown(
+    mqant_started,
+):
+    """A node of another process that answers the snapshot with a reply no caller can decode
+    (a Session marker around a number: a lying or broken process): that process is named as
+    not answering; the others, this one included, are still shown."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    liar = Node("Chat@1111111111111111", "Chat", channel, process_id="liar")
+
+    async def answer_once() -> None:
+        message = await layer.receive(channel)
+        reply = {"type": "mqant.reply", "id": message["id"], "error": "", "kind": ""}
+        await layer.send(message["reply_to"], {**reply, "result": {"__mqant_session__": 1}})
+
+    answering = asyncio.create_task(answer_once())
+    mqant_started.registry._others_changed({liar.node_id: liar}, {})
+    try:
+        result = await dashboard.gather(timeout=1.0)
+    finally:
+        mqant_started.registry._others_changed({}, {})
+        answering.cancel()
+    own, other = result["processes"]
+    assert own["answered"] is True
+    assert other["process"] == "liar"
+    assert other["answered"] is False
+    assert other["snapshot"] is None
+    assert other["error"] == "an answer that cannot be read"
+
+
+async def test_the_dashboards_own_asks_are_not_counted_as_the_processes_rpc(mqant_started):
+    """The asks of the dashboard, every 2 s per process, are not RPC calls of the project: a
+    hung process's timeouts would show in the charts as RPC errors and latency, while the
+    project's modules call nothing. (The modules' own census of the gates may run
+    meanwhile: only the hung process's module type is looked at.)"""
+    channel = await get_channel_layer().new_channel()
+    ghost = Node("Chat@2222222222222222", "Chat", channel, process_id="hung")
+    before = rpc_figures("Chat")
+    mqant_started.registry._others_changed({ghost.node_id: ghost}, {})
+    try:
+        result = await dashboard.gather(timeout=0.2)
+    finally:
+        mqant_started.registry._others_changed({}, {})
+    assert result["processes"][1]["error"] == "deadline exceeded"
+    assert rpc_figures("Chat") == before
+
+
+def rpc_figures(target: str) -> tuple[dict[str, float], int]:
+    """The RPC calls to ``target`` by outcome, and how many were timed."""
+    calls = {
+        outcome: child.value
+        for (name, outcome), child in metrics.RPC_CALLS.children.items()
+        if name == target
+    }
+    timed = metrics.RPC_SECONDS.children.get((target,))
+    return calls, 0 if timed is None else sum(timed.counts)

@@ -1,6 +1,7 @@
 """Log lines that name their session (mqant.logs): the context filter, the JSON and text
 formatters, and the session a handler's lines name, whichever logger writes them."""
 
+import io
 import json
 import logging
 import sys
@@ -143,3 +144,27 @@ def test_an_id_cannot_start_a_line_of_its_own():
     line = TextFormatter("%(message)s").format(rec)
     assert "\n" not in line
     assert "user_id=eve?2026-01-01 CRITICAL forged]" in line
+
+
+def test_a_record_whose_arguments_do_not_fit_is_one_line_through_the_shipped_handler():
+    """Through the handler the settings configure (the rate limit, then the session, then the
+    JSON format), a log call whose arguments do not fit its template still writes one valid
+    line, and never raises into the code that logged."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RateLimitFilter())
+    handler.addFilter(SessionFilter())
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("gate.test_odd_arguments")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("%s and %s", "one")
+        logger.warning("%d calls", "not a number")
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    messages = [json.loads(line)["message"] for line in lines]
+    assert messages == ["'%s and %s' ('one',)", "'%d calls' ('not a number',)"]
