@@ -69,7 +69,7 @@ class Calls:
         if ordered is not None:
             ordered.add((topic, run))
             return None
-        task: asyncio.Task[None] = asyncio.ensure_future(run())
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._done)
         self._topics[task] = topic

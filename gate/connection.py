@@ -132,31 +132,34 @@ class MQTTConnection:
             await self.close()
             return
         try:
-            await self._handle(events)
+            for event in events:  # accept() may append the packets held behind CONNECT
+                if isinstance(event, MessageReceived):  # the common case: no coroutine
+                    self._start_call(event.topic, event.payload)
+                else:
+                    await self._handle(event, events)
         except ProtocolError as err:  # in the packets held behind CONNECT
             logger.info("%r: closing, protocol error: %s", self, err)
             await self.close()
             return
-        await self._flush()
+        data = self.protocol.data_to_send()
+        if data:  # a QoS 0 PUBLISH has no answer here: no coroutine for nothing to send
+            await self._send(data)
         if self.protocol.state is State.CLOSED:
             await self.close()
 
-    async def _handle(self, events: list[Event]) -> None:
-        for event in events:  # accept() may append the packets held behind CONNECT
-            if isinstance(event, MessageReceived):
-                self._start_call(event.topic, event.payload)
-            elif isinstance(event, Connected) and MQTTConnection.stopping:
-                logger.info("%r: CONNECT refused: the server is stopping", self)
-                self._counts.refused("stopping")
-                self.protocol.refuse(SERVER_UNAVAILABLE)
-            elif isinstance(event, Connected):
-                events.extend(await self._on_connected(event))
-            elif isinstance(event, ConnectionRefused):
-                self._counts.refused("protocol")
-                logger.info(
-                    "%r: CONNECT refused (code %d): %s", self, event.return_code, event.reason
-                )
-            # Disconnected: the protocol is CLOSED now, which closes the transport.
+    async def _handle(self, event: Event, events: list[Event]) -> None:
+        """An event other than a PUBLISH; a CONNECT accepted appends to ``events`` those of
+        the packets held behind it."""
+        if isinstance(event, Connected) and MQTTConnection.stopping:
+            logger.info("%r: CONNECT refused: the server is stopping", self)
+            self._counts.refused("stopping")
+            self.protocol.refuse(SERVER_UNAVAILABLE)
+        elif isinstance(event, Connected):
+            events.extend(await self._on_connected(event))
+        elif isinstance(event, ConnectionRefused):
+            self._counts.refused("protocol")
+            logger.info("%r: CONNECT refused (code %d): %s", self, event.return_code, event.reason)
+        # Disconnected: the protocol is CLOSED now, which closes the transport.
 
     def stop_reading(self) -> None:
         """The transport closes by itself (it refused what the client sent): nothing more
@@ -207,7 +210,7 @@ class MQTTConnection:
             metrics.PUSHES_DROPPED.child("closed").add()
             return
         self.protocol.send_publish(topic, payload)
-        await self._flush()
+        await self._send(self.protocol.data_to_send())
 
     # Internals
 
@@ -289,7 +292,11 @@ class MQTTConnection:
 
     async def _flush(self) -> None:
         data = self.protocol.data_to_send()
-        if data and not self.outbox.closed:  # no coroutine for nothing to send
+        if data:
+            await self._send(data)
+
+    async def _send(self, data: bytes) -> None:
+        if not self.outbox.closed:
             self.bytes_out += len(data)
             await self.outbox.send(data)
 
