@@ -6,15 +6,16 @@ the connection's to carry out.
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from gate import conf
 from gate.limits import TokenBucket
 from mqant import routing
 from mqant.workqueue import WorkQueue
 
-Run = Callable[[], Awaitable[None]]
+Run = Callable[[], Coroutine[Any, Any, None]]
 
 # The answer to a call the server will not run, or not finish, because it is stopping.
 SHUTTING_DOWN = "the server is shutting down"
