@@ -262,23 +262,26 @@ class ConnectionSlot:
             metrics.transport(transport).refused("max_connections")
             return None
         key = address_key(address) if address else ""
-        if key:
-            refusal = cls._admit_address(key)
-            if refusal is not None:
-                refusals.note(f"MQTT connection refused: {refusal}", key)
-                metrics.transport(transport).refused(_REASONS.get(refusal, "per_address"))
-                return None
+        if key and not cls._admit_address(key, transport):
+            return None
         cls.in_use += 1
         return cls(key)
 
     @classmethod
-    def _admit_address(cls, key: str) -> str | None:
-        return cls.addresses.admit(
+    def _admit_address(cls, key: str, transport: str) -> bool:
+        """Count a new connection from address ``key``; False, the refusal logged and
+        counted under ``transport``, when it has no room or connects too fast."""
+        refusal = cls.addresses.admit(
             key,
             max_connections=int(conf.get("MAX_CONNECTIONS_PER_ADDRESS")),
             rate=float(conf.get("CONNECT_RATE_PER_ADDRESS")),
             burst=int(conf.get("CONNECT_BURST_PER_ADDRESS")),
         )
+        if refusal is None:
+            return True
+        refusals.note(f"MQTT connection refused: {refusal}", key)
+        metrics.transport(transport).refused(_REASONS.get(refusal, "per_address"))
+        return False
 
     def rekey(self, address: str, transport: str = "tcp") -> bool:
         """Count this slot, taken for an address no per-address limit applies to (a trusted
@@ -288,12 +291,8 @@ class ConnectionSlot:
         if self._key or not self._held:
             raise RuntimeError("Only a held slot taken without an address can be rekeyed")
         key = address_key(address) if address else ""
-        if key:
-            refusal = ConnectionSlot._admit_address(key)
-            if refusal is not None:
-                refusals.note(f"MQTT connection refused: {refusal}", key)
-                metrics.transport(transport).refused(_REASONS.get(refusal, "per_address"))
-                return False
+        if key and not ConnectionSlot._admit_address(key, transport):
+            return False
         self._key = key
         return True
 
