@@ -150,28 +150,21 @@ async def test_the_health_port_bounds_what_a_client_sends(health_port, monkeypat
     # Past MAX_PROBES_PER_ADDRESS from one address, and past MAX_PROBES in all, at once: the
     # others are closed at once.
     monkeypatch.setattr(health, "REQUEST_SECONDS", 5.0)
-    one = [
-        await asyncio.open_connection("127.0.0.1", port)
-        for _ in range(health.MAX_PROBES_PER_ADDRESS)
-    ]
-    await asyncio.sleep(0.1)
-    try:
-        assert await exchange(port, b"GET /readyz HTTP/1.1\r\n\r\n") == b""
-    except ConnectionResetError:
-        pass  # aborted before it read the request
-    finally:
-        for _, writer in one:
-            writer.close()
-    await asyncio.sleep(0.1)
+    await assert_refused_while_held(port, health.MAX_PROBES_PER_ADDRESS)
     monkeypatch.setattr(health, "MAX_PROBES_PER_ADDRESS", 100)
-    held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(health.MAX_PROBES)]
+    await assert_refused_while_held(port, health.MAX_PROBES)
+    assert (await exchange(port, b"GET /readyz HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+
+
+async def assert_refused_while_held(port: int, held: int) -> None:
+    """With ``held`` probes open and silent, one more is closed before it is answered."""
+    probes = [await asyncio.open_connection("127.0.0.1", port) for _ in range(held)]
     await asyncio.sleep(0.1)
     try:
         assert await exchange(port, b"GET /readyz HTTP/1.1\r\n\r\n") == b""
     except ConnectionResetError:
         pass  # aborted before it read the request
     finally:
-        for _, writer in held:
+        for _, writer in probes:
             writer.close()
     await asyncio.sleep(0.1)
-    assert (await exchange(port, b"GET /readyz HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
