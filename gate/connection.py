@@ -9,6 +9,7 @@ session lives in a SessionHost (gate.host).
 import asyncio
 import logging
 import secrets
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from gate import conf, router
@@ -30,7 +31,7 @@ from gate.mqtt.packets import NOT_AUTHORIZED, SERVER_UNAVAILABLE
 from gate.outbox import Outbox, Transport
 from gate.process import inbox
 from mqant import RPCError, Session, groups, logs, metrics, routing
-from mqant.ops import Bind, GroupAdd
+from mqant.ops import Bind, GroupAdd, Packet
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +211,15 @@ class MQTTConnection:
             metrics.PUSHES_DROPPED.child("closed").add()
             return
         self.protocol.send_publish(topic, payload)
+        await self._send(self.protocol.data_to_send())
+
+    async def publish_many(self, packets: Sequence[Packet]) -> None:
+        """Write several PUBLISHes in one write (gate.host's Link): a table's frame."""
+        if self.outbox.closed or not self.protocol.accepted:
+            metrics.PUSHES_DROPPED.child("closed").add(len(packets))
+            return
+        for topic, payload in packets:
+            self.protocol.send_publish(topic, payload)
         await self._send(self.protocol.data_to_send())
 
     # Internals

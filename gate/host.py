@@ -3,7 +3,7 @@ identity changes, its groups (kept by the inbox) and what the SessionKeeper reco
 """
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
@@ -21,6 +21,7 @@ from mqant.ops import (
     GroupAdd,
     GroupDiscard,
     Logout,
+    Packet,
     Push,
     Remove,
     Send,
@@ -47,6 +48,10 @@ class Link(Protocol):
         """Write a PUBLISH to the client (dropped once the connection closes)."""
         ...
 
+    async def publish_many(self, packets: Sequence[Packet]) -> None:
+        """Write several PUBLISHes to the client at once (dropped once it closes)."""
+        ...
+
     async def close(self) -> None:
         """Close the connection."""
         ...
@@ -62,6 +67,8 @@ class SessionHost:
         # A PUBLISH to the client: the connection's own method, with no hop through the
         # host (a room's message is delivered once per member).
         self.deliver: Callable[[str, bytes], Coroutine[Any, Any, None]] = link.publish
+        self.deliver_many: Callable[[Sequence[Packet]], Coroutine[Any, Any, None]]
+        self.deliver_many = link.publish_many
         self.keeper = SessionKeeper(session, inbox.closes)
         self.lost = False
         self._events: InOrder | None = None

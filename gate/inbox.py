@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, cast
 
 from channels.layers import get_channel_layer
@@ -35,7 +35,16 @@ from mqant import (
 )
 from mqant.app import App
 from mqant.dependencies import REDIS
-from mqant.ops import Deliver, Fanout, GroupAdd, GroupDiscard, SessionRequest, decode_event
+from mqant.ops import (
+    Batch,
+    Deliver,
+    Fanout,
+    GroupAdd,
+    GroupDiscard,
+    Packet,
+    SessionRequest,
+    decode_event,
+)
 from mqant.owners import NO_CONNECTION
 from mqant.runtime import Runtime
 from mqant.session import Session
@@ -62,6 +71,10 @@ class Member(Protocol):
 
     async def deliver(self, topic: str, payload: bytes) -> None:
         """Write a PUBLISH to the client."""
+        ...
+
+    async def deliver_many(self, packets: Sequence[Packet]) -> None:
+        """Write several PUBLISHes to the client at once."""
         ...
 
     def group_names(self) -> Iterable[str]:
@@ -177,6 +190,8 @@ class Inbox:
                 logger.warning("gate inbox: ignoring unexpected message %r", message.get("type"))
             elif isinstance(event, Fanout):
                 await self._fan_out(event)
+            elif isinstance(event, Batch):
+                await self._deliver_batch(event)
             else:
                 await self._dispatch(event)
 
@@ -261,6 +276,18 @@ class Inbox:
                 await connection.deliver(event.topic, event.payload)
             except Exception:
                 logger.exception("%r: group delivery failed", connection)
+
+    async def _deliver_batch(self, event: Batch) -> None:
+        """Each connection's PUBLISHes of a batch (a table's frame), written at once."""
+        for key, packets in event.items:
+            connection = self.connections.get(key)
+            if connection is None:
+                metrics.PUSHES_DROPPED.child("no_connection").add(len(packets))
+                continue
+            try:
+                await connection.deliver_many(packets)
+            except Exception:
+                logger.exception("%r: batch delivery failed", connection)
 
     def _tell_redis_back(self) -> None:
         """REDIS's watcher (called from any thread)."""

@@ -331,6 +331,18 @@ LAYER_ERRORS = _counter(
     "mqant_layer_errors_total", "failures of Redis, the database or the channel layer", ["kind"],
     locked=True,
 )  # fmt: skip
+# Game tables (mqant.tables).
+TABLES_OPEN = _gauge("mqant_tables_open", "game tables running in this process")
+# Seconds: how late a ticking table's frame began against its schedule.
+TICK_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.022, 0.05, 0.1, 0.25, 1.0)
+TABLE_TICK_LATENESS = _histogram(
+    "mqant_table_tick_lateness_seconds", "how late ticking tables' frames began",
+    buckets=TICK_BUCKETS,
+)  # fmt: skip
+TABLE_PUSHES = _counter("mqant_table_pushes_total", "pushes tables sent at their frames' end")
+TABLE_QUEUE_FULL = _counter(
+    "mqant_table_queue_full_total", "events refused because a table's queue was full"
+)
 EVENT_LOOP_LAG = _gauge("mqant_event_loop_lag_seconds", "how late the event loop last woke a timer")
 
 

@@ -2,8 +2,8 @@
 
 A module changes a live session through one of the operations below (``Bind``, ``Set``...),
 addressed to the connection that owns the session; the framework sends the gate events
-(``Deliver``, ``Fanout``, ``SessionRequest``, ``CloseConnection``) to gate processes. This
-module is the one place that turns them into the dicts the channel layer carries
+(``Deliver``, ``Fanout``, ``SessionRequest``, ``CloseConnection``, ``Batch``) to gate
+processes. This module is the one place that turns them into the dicts the channel layer carries
 (mqant.types) and back.
 """
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mqant.types import (
+    GateBatchMessage,
     GateCloseMessage,
     GateFanoutMessage,
     GateSendMessage,
@@ -214,7 +215,19 @@ class CloseConnection:
     to: str
 
 
-GateEvent = Deliver | Fanout | SessionRequest | CloseConnection
+# A PUBLISH's topic and payload.
+Packet = tuple[str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """``gate.batch``: the PUBLISHes for several connections of the receiving gate process,
+    by key; each connection writes its own at once."""
+
+    items: tuple[tuple[str, tuple[Packet, ...]], ...]
+
+
+GateEvent = Deliver | Fanout | SessionRequest | CloseConnection | Batch
 
 
 def encode_deliver(event: Deliver) -> GateSendMessage:
@@ -245,6 +258,28 @@ def encode_request(event: SessionRequest) -> SessionOpMessage:
     }
 
 
+def encode_batch(event: Batch) -> GateBatchMessage:
+    items = [
+        [key, [[topic, payload] for topic, payload in packets]] for key, packets in event.items
+    ]
+    return {"type": "gate.batch", "items": items}
+
+
+def _decode_batch(items: Any) -> Batch:
+    """A ``gate.batch``'s items, each checked (a malformed one raises TypeError)."""
+    decoded = []
+    for key, packets in items:
+        checked = []
+        for topic, payload in packets:
+            if not isinstance(topic, str) or not isinstance(payload, bytes):
+                raise TypeError("a batch's packet is a topic and bytes")
+            checked.append((topic, payload))
+        if not isinstance(key, str):
+            raise TypeError("a batch's connection key is a string")
+        decoded.append((key, tuple(checked)))
+    return Batch(tuple(decoded))
+
+
 def encode_close(event: CloseConnection) -> GateCloseMessage:
     return {"type": "gate.close", "to": event.to}
 
@@ -263,6 +298,8 @@ def decode_event(message: dict[str, Any]) -> GateEvent | None:
                 return SessionRequest(message["to"], message["id"], message["reply_to"], op)
             case "gate.close":
                 return CloseConnection(message["to"])
+            case "gate.batch":
+                return _decode_batch(message["items"])
     except (KeyError, TypeError, ValueError):
         return None
     return None

@@ -9,6 +9,7 @@ layer.
 """
 
 import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 from channels.exceptions import ChannelFull
@@ -18,15 +19,18 @@ from mqant import conf, current, metrics
 from mqant.dependencies import layer_failure, refuse_while_redis_down
 from mqant.errors import RemoteError
 from mqant.ops import (
+    Batch,
     Deliver,
     Fanout,
+    Packet,
     SessionOp,
     SessionRequest,
+    encode_batch,
     encode_deliver,
     encode_fanout,
     encode_request,
 )
-from mqant.types import GateSendMessage, SessionOpMessage, SessionState
+from mqant.types import GateBatchMessage, GateSendMessage, SessionOpMessage, SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,10 @@ class SessionOwner(Protocol):
 
     async def deliver(self, topic: str, payload: bytes) -> None:
         """Write a PUBLISH to the client."""
+        ...
+
+    async def deliver_many(self, packets: Sequence[Packet]) -> None:
+        """Write several PUBLISHes to the client at once."""
         ...
 
 
@@ -113,7 +121,28 @@ async def deliver(channel: str, topic: str, payload: bytes) -> None:
     await _send(process, encode_deliver(Deliver(key, topic, payload)))
 
 
-async def _send(channel: str, message: GateSendMessage | SessionOpMessage) -> None:
+async def deliver_batches(packets: dict[str, list[Packet]]) -> None:
+    """Send each connection (by channel) its PUBLISHes, written at once: one channel-layer
+    message to each gate process, whatever the number of its connections and packets (a
+    table's frame). A connection in this process is written directly; one that is gone drops
+    its packets."""
+    by_process: dict[str, list[tuple[str, tuple[Packet, ...]]]] = {}
+    for channel, sent in packets.items():
+        if not channel or not sent:
+            continue
+        owner = _local_owner(channel)
+        if owner is not None:
+            await owner.deliver_many(sent)
+            continue
+        process, key = split(channel)
+        by_process.setdefault(process, []).append((key, tuple(sent)))
+    for process, items in by_process.items():
+        await _send(process, encode_batch(Batch(tuple(items))))
+
+
+async def _send(
+    channel: str, message: GateSendMessage | SessionOpMessage | GateBatchMessage
+) -> None:
     refuse_while_redis_down()
     try:
         await get_channel_layer().send(channel, message)

@@ -55,6 +55,14 @@ class GateSendMessage(TypedDict):
     payload: bytes
 
 
+class GateBatchMessage(TypedDict):
+    """PUBLISHes for several connections of one gate process, each connection's written at
+    once (a table's frame: mqant.tables): ``[[key, [[topic, payload], ...]], ...]``."""
+
+    type: Literal["gate.batch"]
+    items: list[list[Any]]
+
+
 SessionOpName = Literal[
     "bind",
     "unbind",

@@ -1,6 +1,7 @@
 """A stand-in for a gate's connection, so that modules can be driven without the gate."""
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -45,6 +46,9 @@ class FakeConnection:
 
     async def deliver(self, topic: str, payload: bytes) -> None:
         self._pushes.append((topic, payload))
+
+    async def deliver_many(self, packets: Sequence[tuple[str, bytes]]) -> None:
+        self._pushes.extend(packets)
 
     @property
     def pushes(self) -> list[tuple[str, bytes]]:

@@ -3,7 +3,7 @@ members here are connections of this process's real inbox, which fans the messag
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -42,6 +42,10 @@ class Member:
 
     async def deliver(self, topic: str, payload: bytes) -> None:
         self.pushes.append((topic, json.loads(payload)))
+
+    async def deliver_many(self, packets: Sequence[tuple[str, bytes]]) -> None:
+        for topic, payload in packets:
+            await self.deliver(topic, payload)
 
     def group_names(self) -> list[str]:
         return self.gate.group_names(self)

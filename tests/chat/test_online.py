@@ -3,6 +3,7 @@ of every Login node's count of users logged in through it."""
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -28,6 +29,10 @@ class FakeConnection:
 
     async def deliver(self, topic: str, payload: bytes) -> None:
         self.pushed.append((topic, json.loads(payload)))
+
+    async def deliver_many(self, packets: Sequence[tuple[str, bytes]]) -> None:
+        for topic, payload in packets:
+            await self.deliver(topic, payload)
 
 
 @pytest.fixture
