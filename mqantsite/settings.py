@@ -90,6 +90,8 @@ INSTALLED_APPS = [
     "login",
     "chat",
     "helloworld",
+    "hitball",
+    "xaxb",
     "api",
 ]
 # MQANT_EXTRA_APPS: comma-separated apps (modules) to add, e.g. "mygame" on one process.

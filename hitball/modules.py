@@ -1,0 +1,1 @@
+"""Hitball: mqantserver's Hitball game (filled in by its own commit)."""

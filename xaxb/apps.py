@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class XaXbConfig(AppConfig):
+    name = "xaxb"
+    verbose_name = "XaXb module"

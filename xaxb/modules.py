@@ -1,0 +1,1 @@
+"""XaXb: mqantserver's XaXb game (filled in by its own commit)."""
