@@ -333,12 +333,21 @@ LAYER_ERRORS = _counter(
 )  # fmt: skip
 # Game tables (mqant.tables).
 TABLES_OPEN = _gauge("mqant_tables_open", "game tables running in this process")
-# Seconds: how late a ticking table's frame began against its schedule.
-TICK_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.022, 0.05, 0.1, 0.25, 1.0)
+# Seconds: how late a ticking table's frame began against its schedule (2 ms: the aim).
+TICK_BUCKETS = (
+    0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01, 0.022, 0.05, 0.1, 0.25, 1.0,
+)  # fmt: skip
 TABLE_TICK_LATENESS = _histogram(
     "mqant_table_tick_lateness_seconds", "how late ticking tables' frames began",
     buckets=TICK_BUCKETS,
 )  # fmt: skip
+TABLE_TICK_LATENESS_MAX = _gauge(
+    "mqant_table_tick_lateness_max_seconds",
+    "the latest frame of a ticking table since the previous scrape",
+)
+TABLE_FRAMES_SKIPPED = _counter(
+    "mqant_table_frames_skipped_total", "frames ticking tables skipped after a stall"
+)
 TABLE_PUSHES = _counter("mqant_table_pushes_total", "pushes tables sent at their frames' end")
 TABLE_QUEUE_FULL = _counter(
     "mqant_table_queue_full_total", "events refused because a table's queue was full"

@@ -240,7 +240,8 @@ class Table:
     (or pass them through the Room's ``settings``), and override the hooks.
 
     Class settings: ``tick_interval`` (seconds, None: no tick), ``capacity`` (players, 0:
-    no bound), ``queue_size`` (events waiting), ``idle_timeout`` (seconds without an event
+    no bound), ``queue_size`` (events waiting), ``queue_per_session`` (events of one
+    session waiting), ``idle_timeout`` (seconds without an event
     before ``on_idle``, which finishes the table; 0: never), ``seat_timeout`` (seconds a
     user's seat is kept after their connection ends; 0: they leave at once).
     """
@@ -248,6 +249,9 @@ class Table:
     tick_interval: ClassVar[float | None] = None
     capacity: ClassVar[int] = 0
     queue_size: ClassVar[int] = 256
+    # Events of one session waiting at once: a flood from one client fills its own share,
+    # not the queue the other players need.
+    queue_per_session: ClassVar[int] = 16
     idle_timeout: ClassVar[float] = 300.0
     seat_timeout: ClassVar[float] = 0.0
     # The most frames run back to back to catch up after a stall; past it, the schedule
@@ -279,6 +283,7 @@ class Table:
         self.lateness: deque[float] = deque(maxlen=4096)  # the recent frames' lateness
         self.skipped_frames = 0
         self._queue: deque[_Queued] = deque()
+        self._queued_by: dict[str, int] = {}  # session id → its events waiting
         self._handlers: dict[str, Callable[..., Any]] = {
             name: getattr(self, attr) for name, attr in self._events.items()
         }
@@ -352,6 +357,13 @@ class Table:
         if bounded and len(self._queue) >= self.queue_size:
             metrics.TABLE_QUEUE_FULL.child().add()
             raise QueueFull()
+        if queued.session is not None:
+            session_id = queued.session.session_id
+            waiting = self._queued_by.get(session_id, 0)
+            if bounded and waiting >= self.queue_per_session:
+                metrics.TABLE_QUEUE_FULL.child().add()
+                raise QueueFull()
+            self._queued_by[session_id] = waiting + 1
         self._queue.append(queued)
         self.last_event = self.clock.now()
         if self.tick_interval is None:
@@ -511,9 +523,11 @@ class Table:
             late = now - scheduled
             self.lateness.append(late)
             lateness.observe(late)
+            _latest[0] = max(_latest[0], late)
             if late > interval * self.max_catch_up:  # a stall: do not run the lost frames
                 skipped = int(late / interval)
                 self.skipped_frames += skipped
+                metrics.TABLE_FRAMES_SKIPPED.child().add(skipped)
                 scheduled += skipped * interval
             await self._frame(now)
             if self.finished:
@@ -580,6 +594,11 @@ class Table:
             await self.on_idle()
 
     async def _run_event(self, queued: _Queued) -> None:
+        if queued.session is not None:
+            session_id = queued.session.session_id
+            waiting = self._queued_by.pop(session_id, 1) - 1
+            if waiting > 0:
+                self._queued_by[session_id] = waiting
         fn = self._handlers[queued.name]
         try:
             result = fn(queued.session, *queued.args)
@@ -607,6 +626,18 @@ class Table:
             queued = self._queue.popleft()
             if queued.result is not None and not queued.result.done():
                 queued.result.set_exception(TableFinished())
+
+
+# The latest frame since the previous scrape (mqant_table_tick_lateness_max_seconds).
+_latest = [0.0]
+
+
+def _gather_latest() -> None:
+    metrics.TABLE_TICK_LATENESS_MAX.child().set(_latest[0])
+    _latest[0] = 0.0
+
+
+metrics.on_collect(_gather_latest)
 
 
 # Turn-based tables
@@ -873,4 +904,6 @@ class RoomModule(Module):
         await super().on_destroy()
 
 
-_TABLE_SETTINGS = ("tick_interval", "capacity", "queue_size", "idle_timeout", "seat_timeout")
+_TABLE_SETTINGS = (
+    "tick_interval", "capacity", "queue_size", "queue_per_session", "idle_timeout", "seat_timeout",
+)  # fmt: skip

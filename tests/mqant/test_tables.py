@@ -422,3 +422,26 @@ async def test_phases_move_on_by_themselves_pause_and_resume() -> None:
     assert [name for name, _ in table.entered] == ["Betting", "Opening", "Betting"]
     assert table.entered[2][1] == pytest.approx(t0 + 17.0)
     await rooms.stop()
+
+
+async def test_one_sessions_flood_fills_its_own_share_not_the_whole_queue(
+    sessions: Sessions,
+) -> None:
+    class Shared(Ticking):
+        queue_size = 8
+        queue_per_session = 3
+
+    rooms, clock = room(Shared)
+    table = rooms.create()
+    await settle()
+    flood, _ = connect(sessions, "flood")
+    calm, _ = connect(sessions, "calm")
+    for i in range(3):
+        table.put_queue("add", flood, i)
+    with pytest.raises(QueueFull):
+        table.put_queue("add", flood, 3)
+    table.put_queue("add", calm, 10)  # the others still get in
+    await clock.advance(TICK)
+    assert [v for what, v in table.log if what == "end"] == [0, 1, 2, 10]
+    table.put_queue("add", flood, 4)  # its share is free again after the frame
+    await rooms.stop()
