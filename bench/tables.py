@@ -81,7 +81,7 @@ MAX_SCRAPE_BYTES = 4 * 2**20
 # The pushes the tables send (mqant_table_pushes_total counts them); not the join replies.
 TABLE_TOPICS = (
     "Hitball/OnMove", "Hitball/OnJoin", "Hitball/OnEnter", "Hitball/OnAddCoins",
-    "Hitball/OnEatCoins", "Hitball/OnLeave",
+    "Hitball/OnEatCoins",
 )  # fmt: skip
 
 
