@@ -266,8 +266,11 @@ class Table:
         for klass in reversed(cls.__mro__):
             for attr, value in vars(klass).items():
                 name = getattr(value, _EVENT, None)
-                if name is not None:
-                    found[name] = attr
+                if name is None:
+                    continue
+                if hasattr(Table, attr):  # an event named join would hide Table.join
+                    raise TypeError(f"{cls.__qualname__}.{attr}: an event hides Table.{attr}")
+                found[name] = attr
         cls._events = found
 
     def __init__(self, room: "Room[Any]", table_id: int, transaction_id: int) -> None:

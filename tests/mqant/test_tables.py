@@ -445,3 +445,12 @@ async def test_one_sessions_flood_fills_its_own_share_not_the_whole_queue(
     assert [v for what, v in table.log if what == "end"] == [0, 1, 2, 10]
     table.put_queue("add", flood, 4)  # its share is free again after the frame
     await rooms.stop()
+
+
+def test_an_event_may_not_hide_the_tables_own_methods() -> None:
+    with pytest.raises(TypeError, match=r"hides Table\.join"):
+
+        class Clash(Table):
+            @event()
+            async def join(self, session: Session) -> Player:
+                raise AssertionError
