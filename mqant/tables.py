@@ -257,6 +257,10 @@ class Table:
     # The most frames run back to back to catch up after a stall; past it, the schedule
     # moves on (the frames are skipped, and counted).
     max_catch_up: ClassVar[int] = 5
+    # Seconds between the first frame (at creation) and the second's schedule, past the
+    # interval; None: drawn in [0, interval) from the transaction id, so that tables made
+    # together do not tick together.
+    tick_phase: ClassVar[float | None] = None
 
     _events: ClassVar[dict[str, str]] = {}
 
@@ -517,6 +521,11 @@ class Table:
     async def _run_ticking(self, interval: float) -> None:
         clock = self.clock
         scheduled = previous = clock.now()
+        # Tables made together would tick together, each frame late by the others' before
+        # it: past its first frame, each ticks at a phase of its own.
+        phase = self.tick_phase
+        if phase is None:
+            phase = interval * (self.transaction_id % 997) / 997
         lateness = metrics.TABLE_TICK_LATENESS.child()
         while not self.finished:
             await self._sleep_until(scheduled)
@@ -540,7 +549,8 @@ class Table:
                 await result
             previous = now
             await self.flush()
-            scheduled += interval
+            scheduled += interval + phase
+            phase = 0.0
 
     async def _run_on_events(self) -> None:
         while not self.finished:

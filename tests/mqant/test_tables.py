@@ -101,6 +101,7 @@ class Counter(Table):
 
 class Ticking(Counter):
     tick_interval = TICK
+    tick_phase = 0.0  # the frames fall on the clock's steps
 
 
 Sessions = dict[str, tuple[Session, Owner]]
@@ -193,6 +194,26 @@ async def test_ticks_keep_their_cadence_and_events_wait_for_the_next_frame() -> 
     assert table.log == [("start", 1), ("end", 1)]
     assert table.updates[1:] == [TICK] * 10
     assert max(table.lateness) < TICK / 4 + 1e-9
+    await rooms.stop()
+
+
+async def test_tables_made_together_tick_at_phases_of_their_own() -> None:
+    class Spread(Counter):
+        tick_interval = TICK
+
+    rooms, clock = room(Spread)
+    tables = [rooms.create() for _ in range(8)]
+    await settle()
+    starts: dict[int, float] = {}
+    for _ in range(128):  # two intervals, in 128 steps: when does each table's second frame run
+        await clock.advance(TICK / 64)
+        for table in tables:
+            if table.frame == 2:
+                starts.setdefault(table.table_id, clock.now())
+    assert len(starts) == 8
+    assert len(set(starts.values())) > 4  # spread over the interval, not all at once
+    for table in tables:
+        assert max(table.lateness) <= TICK / 64 + 1e-9
     await rooms.stop()
 
 
