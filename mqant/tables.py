@@ -33,6 +33,7 @@ import inspect
 import itertools
 import logging
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -535,7 +536,7 @@ class Table:
             late = now - scheduled
             self.lateness.append(late)
             lateness.observe(late)
-            _latest[0] = max(_latest[0], late)
+            _latest.note(now, late)
             if late > interval * self.max_catch_up:  # a stall: do not run the lost frames
                 skipped = int(late / interval)
                 self.skipped_frames += skipped
@@ -641,16 +642,35 @@ class Table:
                 queued.result.set_exception(TableFinished())
 
 
-# The latest frame since the previous scrape (mqant_table_tick_lateness_max_seconds).
-_latest = [0.0]
+class _Latest:
+    """The latest frame of the last WINDOW seconds, by second of the loop's clock
+    (mqant_table_tick_lateness_max_seconds): whoever scrapes, and however often."""
+
+    WINDOW = 10
+
+    def __init__(self) -> None:
+        self.second = 0
+        self.late = 0.0
+        self.seconds: deque[tuple[int, float]] = deque(maxlen=self.WINDOW)
+
+    def note(self, now: float, late: float) -> None:
+        second = int(now)
+        if second != self.second:
+            self.seconds.append((self.second, self.late))
+            self.second, self.late = second, 0.0
+        if late > self.late:
+            self.late = late
+
+    def gather(self) -> None:
+        since = int(time.monotonic()) - self.WINDOW
+        recent = [late for second, late in self.seconds if second > since]
+        if self.second > since:
+            recent.append(self.late)
+        metrics.TABLE_TICK_LATENESS_MAX.child().set(max(recent, default=0.0))
 
 
-def _gather_latest() -> None:
-    metrics.TABLE_TICK_LATENESS_MAX.child().set(_latest[0])
-    _latest[0] = 0.0
-
-
-metrics.on_collect(_gather_latest)
+_latest = _Latest()
+metrics.on_collect(_latest.gather)
 
 
 # Turn-based tables

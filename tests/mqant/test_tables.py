@@ -475,3 +475,27 @@ def test_an_event_may_not_hide_the_tables_own_methods() -> None:
             @event()
             async def join(self, session: Session) -> Player:
                 raise AssertionError
+
+
+def test_the_latest_frame_is_kept_for_ten_seconds_whoever_scrapes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mqant import metrics, tables
+
+    latest = tables._Latest()
+    now = [5000.0]
+    monkeypatch.setattr(tables.time, "monotonic", lambda: now[0])
+    gauge = metrics.TABLE_TICK_LATENESS_MAX.child()
+    latest.note(5000.2, 0.004)
+    latest.note(5001.5, 0.001)
+    latest.gather()
+    assert gauge.value == 0.004
+    latest.gather()  # a second scrape reads the same
+    assert gauge.value == 0.004
+    now[0] = 5010.5
+    latest.note(5010.5, 0.002)
+    latest.gather()
+    assert gauge.value == 0.002  # the 4 ms frame is more than 10 s old
+    now[0] = 5030.0
+    latest.gather()
+    assert gauge.value == 0.0
