@@ -484,7 +484,7 @@ def test_the_latest_frame_is_kept_for_ten_seconds_whoever_scrapes(
 
     latest = tables._Latest()
     now = [5000.0]
-    monkeypatch.setattr(tables.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr("mqant.tables.time.monotonic", lambda: now[0])
     gauge = metrics.TABLE_TICK_LATENESS_MAX.child()
     latest.note(5000.2, 0.004)
     latest.note(5001.5, 0.001)
