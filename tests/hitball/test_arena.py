@@ -20,7 +20,7 @@ from hitball.modules import (
     Hitball,
 )
 from hitball.world import WORLD_SIZE
-from mqant import HandlerError, Session, owners
+from mqant import NO_CONNECTION, HandlerError, RemoteError, Session, owners
 from mqant.ops import Set
 from mqant.tables import QUEUE_FULL, ManualClock, Room, TableError
 from tests.mqant.test_tables import Owner, Sessions
@@ -389,6 +389,38 @@ async def test_one_sessions_flood_is_refused_and_the_others_go_on(sessions: Sess
     assert await module.move(bob, {"war": 0, "wid": 0, "x": 5, "y": 5}) == "success"
     await frames(clock, 1)
     assert await module.fire(ann, shot) == "success"  # its share is free again
+    await module.room.stop()
+
+
+async def test_a_rest_caller_gets_no_seat(sessions: Sessions) -> None:
+    module, clock = hitball()
+    caller = Session.for_http(user_id="ann", ip="127.0.0.1", topic="Hitball/HD_Join")
+    with pytest.raises(HandlerError, match=f"^{NO_CONNECTION}$"):
+        await run(clock, module.join(caller, {}))
+    assert len(module.room) == 0
+    await module.room.stop()
+
+
+@pytest.mark.parametrize("user", ["", "ann"])
+async def test_a_connection_that_ended_during_its_join_leaves_no_seat(
+    sessions: Sessions, user: str
+) -> None:
+    class Gone(Connection):
+        async def apply_session_op(self, op: Any) -> Any:
+            raise RemoteError(NO_CONNECTION)
+
+    module, clock = hitball()
+    bob, bob_out = connect(sessions, "bob")
+    await run(clock, module.join(bob, {}))
+    late, _ = connect(sessions, user)
+    owners.attach(late.channel, Gone(late))  # its end came before the seat existed
+    with pytest.raises(RemoteError):
+        await run(clock, module.join(late, {}))
+    await frames(clock, 4)
+    table = arena_of(module, bob)
+    assert list(table.players) == ["bob"]
+    assert list(table.world.balls) == ["bob"]
+    assert list(bob_out.pushes("Hitball/OnMove")[-1]) == ["bob"]
     await module.room.stop()
 
 
