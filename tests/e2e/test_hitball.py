@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from tests.e2e.clients import ChatClient
+from tests.e2e.deployment import two_gates
 from tests.e2e.server import ServerProcess
+from tests.e2e.test_scale_out import until_ok
 
 pytestmark = pytest.mark.e2e
 
@@ -253,3 +255,26 @@ def test_hostile_requests_get_clear_errors_and_the_others_play_on(robots, server
     assert hostile.disconnects == 0
     assert server.alive()
     assert "Traceback" not in server.output()
+
+
+def test_two_gates_play_in_one_arena_of_the_module_process(tmp_path, redis_space, postgres_url):
+    """Scaled out: the arena lives in the ``runmodules`` process; the joins set the session
+    on each gate, and the arena's pushes reach both gates over Redis."""
+    env = {**redis_space.env("core"), "DATABASE_URL": postgres_url}
+    hitball = {"Hitball": [{"Id": "Hitball001", "ProcessID": "modules1"}]}
+    with two_gates(tmp_path, env, {}, hitball) as deployment:
+        ann, bob = deployment.client(0, "websockets"), deployment.client(1, "tcp")
+        ann_rid = until_ok(ann, "Hitball/HD_Join", {"Rid": "001"})["Result"]["Rid"]
+        bob_in = join(bob)
+        bob_rid = bob_in["Rid"]
+        assert ann_rid in bob_in["Player"]
+        joined = ann.wait_json("Hitball/OnJoin")
+        while joined["Rid"] != bob_rid:
+            joined = ann.wait_json("Hitball/OnJoin")
+        ok(bob, "HD_Move", {"war": 0, "wid": 0, "x": 222, "y": 333})  # the arena found again
+        seen = next_move(ann, lambda move: move.get(bob_rid, {}).get("X") == 222)
+        assert seen[bob_rid]["Y"] == 333
+        bob.close()
+        next_move(ann, lambda move: bob_rid not in move and ann_rid in move)
+    output = deployment.modules.output()
+    assert "Traceback" not in output, output
