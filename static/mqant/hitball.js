@@ -59,7 +59,7 @@
 
   var canvas = $("world");
   var ctx = canvas.getContext("2d");
-  var view = { w: 0, h: 0, dpr: 1, inset: 0 }; // inset: the height the HUD covers
+  var view = { w: 0, h: 0, dpr: 1, inset: 0, tail: 0 }; // the HUD's height at top, bottom
 
   var game = {
     status: "offline",
@@ -559,15 +559,18 @@
     view.h = canvas.clientHeight;
     view.dpr = dpr;
     view.inset = Math.min(Math.round($("stats").getBoundingClientRect().bottom), view.h / 3);
+    view.tail = Math.min($("help").offsetHeight, view.h / 6);
     canvas.width = Math.max(1, Math.round(view.w * dpr));
     canvas.height = Math.max(1, Math.round(view.h * dpr));
   }
 
   // The view's left (or top) edge in the world: the target in the middle of what the HUD
-  // leaves visible (the inset at the start of the axis), the world's edges kept in sight.
-  function cameraAxis(target, size, inset) {
-    if (size - inset >= WORLD) return (WORLD - size - inset) / 2; // all of it fits: centred
-    return clamp(target - inset - (size - inset) / 2, -inset, WORLD - size);
+  // leaves in sight (it covers ``inset`` at the start of the axis, ``tail`` at its end), and
+  // the world's edges not hidden under the HUD.
+  function cameraAxis(target, size, inset, tail) {
+    var seen = size - inset - tail;
+    if (seen >= WORLD) return -inset - (seen - WORLD) / 2; // all of it fits: centred
+    return clamp(target - inset - seen / 2, -inset, WORLD - size + tail);
   }
 
   // A player's colour, from their Rid: any hue but the blues of this page's own ball.
@@ -583,12 +586,14 @@
     ctx.strokeStyle = "rgba(255, 255, 255, .06)";
     ctx.lineWidth = 1;
     ctx.beginPath();
-    var step = 80;
-    for (var x = Math.max(step, Math.ceil(left / step) * step); x < Math.min(WORLD, left + view.w + step); x += step) {
+    var step = 80; // the lines in sight only
+    var right = Math.min(WORLD, left + view.w + step);
+    var bottom = Math.min(WORLD, top + view.h + step);
+    for (var x = Math.max(step, Math.ceil(left / step) * step); x < right; x += step) {
       ctx.moveTo(x + 0.5, 0);
       ctx.lineTo(x + 0.5, WORLD);
     }
-    for (var y = Math.max(step, Math.ceil(top / step) * step); y < Math.min(WORLD, top + view.h + step); y += step) {
+    for (var y = Math.max(step, Math.ceil(top / step) * step); y < bottom; y += step) {
       ctx.moveTo(0, y + 0.5);
       ctx.lineTo(WORLD, y + 0.5);
     }
@@ -658,7 +663,7 @@
     var a = Math.atan2(p.y - cy, p.x - cx);
     var margin = 14;
     var x = clamp(p.x, left + margin, left + view.w - margin);
-    var y = clamp(p.y, top + view.inset + margin, top + view.h - margin - 30); // off the HUD
+    var y = clamp(p.y, top + view.inset + margin, top + view.h - view.tail - margin); // off the HUD
     ctx.fillStyle = "hsl(" + hue(p.rid) + ", 65%, 55%)";
     ctx.beginPath();
     ctx.moveTo(x + Math.cos(a) * 10, y + Math.sin(a) * 10);
@@ -671,7 +676,7 @@
   function drawMap(left, top) {
     var size = Math.round(clamp(Math.min(view.w, view.h) * 0.28, 70, 150));
     var x0 = view.w - size - 10;
-    var y0 = view.h - size - 34;
+    var y0 = view.h - size - view.tail - 4;
     var k = size / WORLD;
     ctx.fillStyle = "rgba(16, 22, 34, .75)";
     ctx.fillRect(x0, y0, size, size);
@@ -699,8 +704,8 @@
     ctx.fillStyle = "#101622";
     ctx.fillRect(0, 0, view.w, view.h);
     var me = own();
-    var left = cameraAxis(me ? me.x : WORLD / 2, view.w, 0);
-    var top = cameraAxis(me ? me.y : WORLD / 2, view.h, view.inset);
+    var left = cameraAxis(me ? me.x : WORLD / 2, view.w, 0, 0);
+    var top = cameraAxis(me ? me.y : WORLD / 2, view.h, view.inset, view.tail);
     ctx.save();
     ctx.translate(-left, -top);
     drawGrid(left, top);
@@ -712,7 +717,7 @@
       if (rid === game.rid) return;
       if (visible(p.x, p.y, RADIUS + 45, left, top)) drawPlayer(p, false);
       var inSight = p.x >= left && p.x <= left + view.w && p.y >= top + view.inset &&
-        p.y <= top + view.h;
+        p.y <= top + view.h - view.tail;
       if (!inSight && pointers < 32) {
         pointers += 1;
         drawPointer(p, left, top);
@@ -810,7 +815,7 @@
       power: game.power,
       sent: Object.assign({}, game.sent),
       lastFire: game.lastFire && Object.assign({}, game.lastFire),
-      view: { w: view.w, h: view.h, inset: view.inset },
+      view: { w: view.w, h: view.h, inset: view.inset, tail: view.tail },
     };
   }
 
