@@ -64,7 +64,8 @@ def hitball(**table: Any) -> tuple[Hitball, ManualClock]:
     module = Hitball()
     module.node_id = NODE
     clock = ManualClock()
-    module.room = Room(module, Arena, clock=clock, settings={"tick_interval": TICK, **table})
+    settings = {"tick_interval": TICK, "tick_phase": 0.0, **table}  # frames on the clock's steps
+    module.room = Room(module, Arena, clock=clock, settings=settings)
     return module, clock
 
 
@@ -296,10 +297,12 @@ async def test_calls_before_a_join_or_after_the_arena_finished_ask_for_a_join(
     for call, payload in fine:
         with pytest.raises(HandlerError, match=f"^{NOT_JOINED}$"):
             await getattr(module, call)(ann, payload)
-    back = await run(clock, module.join(ann, {}))  # its stale arena: a new one
+    again, _ = connect(sessions, "ann")  # a new connection, with the user's settings
+    again.settings[HITBALL_ROOM] = old.big_room_id
+    back = await run(clock, module.join(again, {}))  # its stale arena: a new one
     assert back["Rid"] == "ann"
-    assert ann.get(HITBALL_ROOM) != old.big_room_id
-    assert not arena_of(module, ann).finished
+    assert again.get(HITBALL_ROOM) != old.big_room_id
+    assert not arena_of(module, again).finished
     await module.room.stop()
 
 
