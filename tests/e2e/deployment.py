@@ -41,12 +41,16 @@ class Deployment:
 
 @contextmanager
 def two_gates(
-    workdir: Path, env: Mapping[str, str], mqant: Mapping[str, object]
+    workdir: Path,
+    env: Mapping[str, str],
+    mqant: Mapping[str, object],
+    deployment: Mapping[str, object] = DEPLOYMENT,
 ) -> Iterator[Deployment]:
     """The deployment in ``workdir`` with ``env`` (REDIS_URL, DATABASE_URL...) and the gates'
-    ``mqant`` settings; stopped after, and no gate may have logged a traceback."""
+    ``mqant`` settings; stopped after, and no gate may have logged a traceback. Another
+    ``deployment`` (mqant's server.conf) may place other modules in the process "modules1"."""
     conf = workdir / "server.json"
-    conf.write_text(json.dumps(DEPLOYMENT))
+    conf.write_text(json.dumps(deployment))
     env = {**env, "MQANT_CONFIG": str(conf)}
     gates: list[ServerProcess] = []
     modules = ModulesProcess(workdir, {**os.environ, **env}, "modules1")
