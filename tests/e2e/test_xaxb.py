@@ -4,7 +4,9 @@ hostile requests answered with clear errors while the games go on; and scaled ou
 tables in a ``runmodules`` process, played from two gates and reached by their node."""
 
 import signal
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from tests.e2e.clients import ChatClient
 from tests.e2e.deployment import Deployment, two_gates
 from tests.e2e.robots import XaXbRobot
 from tests.e2e.server import ServerProcess
-from tests.e2e.test_scale_out import until_ok
+from tests.e2e.test_scale_out import login, until_ok
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +89,58 @@ def test_two_robots_play_a_round_and_the_finished_table_is_refused(
             client.close()
 
 
+def test_robots_that_ask_at_once_pair_up_two_to_a_table(server: ServerProcess) -> None:
+    """mqant handed each table to four robots and turned two away; here a hand-out holds its
+    seat, so robots that start together sit two to a table and all play."""
+    robots = [robot(server, place) for place in PLACES for _ in range(2)]
+    try:
+        with ThreadPoolExecutor(len(robots)) as pool:
+            tables = list(pool.map(lambda bot: bot.run_worker(), robots))
+        assert sorted(Counter(tables).values()) == [2] * (len(robots) // 2)
+        for bot in robots:
+            settled = bot.wait_push("XaXb/Settlement", timeout=15)
+            assert [seat["Stake"] for seat in settled["Seats"]] == [True, True]
+    finally:
+        for bot in robots:
+            bot.close()
+
+
+def test_a_user_who_reconnects_gets_the_seat_back_and_where_the_game_is(
+    server: ServerProcess,
+) -> None:
+    name = "xaxb-ann"
+    ann, bob = robot(server, "tcp"), robot(server, "own-ws")
+    back = robot(server, "asgi-ws")
+    try:
+        login(ann, name)
+        table = ann.run_worker()
+        assert bob.run_worker() == table
+        ann.wait_push("XaXb/Idle")
+        ann.close()  # ann's seat is kept for her: the game goes on
+        bob.wait_push("XaXb/Settlement", timeout=15)
+        assert "XaXb/OnStop" not in bob.topics()
+
+        login(back, name)
+        assert back.request("XaXb/HD_Enter", {"BigRoomId": table})["Result"] == table
+        assert back.wait_push("XaXb/OnEnter") == {"Rid": name, "SeatIndex": 0, "State": 2}
+        sync = back.wait_push("XaXb/OnSync")
+        assert sync["State"] == 2
+        assert sync["StateGame"] in ("Idle", "Betting", "Opening", "Settlement")
+        assert [seat["Rid"] for seat in sync["Seats"]] == [name, ""]
+        assert sync["Seats"][0]["Coin"] == START_COINS  # no stake while away
+        back.wait_until(
+            lambda: any(
+                all(seat["Stake"] for seat in settled["Seats"])
+                for _, settled in back.pushes("XaXb/Settlement")
+            ),
+            timeout=15,
+            what="a round where both staked",
+        )
+    finally:
+        for client in (ann, bob, back):
+            client.close()
+
+
 def test_hostile_requests_get_clear_errors_and_the_games_go_on(server: ServerProcess) -> None:
     a, b = robot(server, "tcp"), robot(server, "own-ws")
     bad = ChatClient(server.tcp_port, mqtt31=True, client_id="1", qos=0, transport="tcp")
@@ -131,6 +185,10 @@ def test_hostile_requests_get_clear_errors_and_the_games_go_on(server: ServerPro
         assert bad.request("XaXb/HD_Stake", {"Target": 3})["Error"] == "Not betting now"
         paused = bad.request("XaXb/HD_PauseGame", {})
         assert paused["Error"] == "The game has not started"
+        # Entering another table leaves this one first, even when the other is full.
+        assert bad.request("XaXb/HD_Enter", {"BigRoomId": table})["Error"] == "The table is full"
+        assert bad.request("XaXb/HD_SitDown", {})["Error"] == "You are not at this table"
+        assert bad.request("XaXb/HD_Enter", {"BigRoomId": alone})["Result"] == alone
         assert bad.request("XaXb/HD_Exit", {"BigRoomId": alone})["Result"] == alone
         assert bad.request("XaXb/HD_SitDown", {})["Error"] == "Enter a table first"  # forgot it
 
