@@ -5,24 +5,20 @@ itself in rounds, which the table pushes (``xaxb.table``: the rounds, the pushes
 payloads, and where this game differs from mqant's on purpose). mqant's XaXb robot plays it
 unchanged but for the host: its requests, their payloads and their replies are mqant's.
 
-=====================  ==========================  =======================================
-Handler                Payload                     Result
-=====================  ==========================  =======================================
-``HD_GetUsableTable``  anything (``{"gameName"}``)  ``{"BigRoomId": "BR:<node>:<id>:<tx>"}``
-``HD_Enter``           ``{"BigRoomId": str}``       the BigRoomId
-``HD_Exit``            ``{"BigRoomId": str}``       the BigRoomId
-``HD_SitDown``         anything                    ``"success"``
-``HD_StartGame``       anything                    ``"success"``
-``HD_PauseGame``       anything                    ``"success"``
-``HD_Stake``           ``{"Target": 0..9}``         ``"success"``
-=====================  ==========================  =======================================
+Handlers (payload → result):
+
+- ``HD_GetUsableTable``: anything (the robot sends ``{"gameName": "xaxb"}``) →
+  ``{"BigRoomId": "BR:<node id>:<table id>:<transaction id>"}``;
+- ``HD_Enter``, ``HD_Exit``: ``{"BigRoomId": str}`` → the BigRoomId;
+- ``HD_SitDown``, ``HD_StartGame``, ``HD_PauseGame``: anything → ``"success"``;
+- ``HD_Stake``: ``{"Target": 0..9}`` → ``"success"``.
 
 ``HD_Enter`` keeps the table's id in the session's setting ``BigRoomId`` (leaving the table
 the session was at before, if another); the four handlers after ``HD_Exit`` act on that
 table, and answer ``Enter a table first`` without one. A table is reached wherever it is:
 its id names its node, and a table of another node (another process) is called over RPC
 (``Room.call``), so the node that answers a request need not be the table's; a client may
-also name the node itself (``XaXb@<node>/HD_Enter``).
+also name the node itself (``XaXb@<hex>/HD_Enter``, the node id the BigRoomId carries).
 
 The errors a client may read, besides those above: the table framework's ("The table has
 finished" for an id whose table is over, "No such table", "The bigroomId data structure is
