@@ -33,6 +33,7 @@ import inspect
 import itertools
 import logging
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -257,6 +258,10 @@ class Table:
     # The most frames run back to back to catch up after a stall; past it, the schedule
     # moves on (the frames are skipped, and counted).
     max_catch_up: ClassVar[int] = 5
+    # Seconds between the first frame (at creation) and the second's schedule, past the
+    # interval; None: drawn in [0, interval) from the transaction id, so that tables made
+    # together do not tick together.
+    tick_phase: ClassVar[float | None] = None
 
     _events: ClassVar[dict[str, str]] = {}
 
@@ -266,8 +271,11 @@ class Table:
         for klass in reversed(cls.__mro__):
             for attr, value in vars(klass).items():
                 name = getattr(value, _EVENT, None)
-                if name is not None:
-                    found[name] = attr
+                if name is None:
+                    continue
+                if hasattr(Table, attr):  # an event named join would hide Table.join
+                    raise TypeError(f"{cls.__qualname__}.{attr}: an event hides Table.{attr}")
+                found[name] = attr
         cls._events = found
 
     def __init__(self, room: "Room[Any]", table_id: int, transaction_id: int) -> None:
@@ -514,6 +522,11 @@ class Table:
     async def _run_ticking(self, interval: float) -> None:
         clock = self.clock
         scheduled = previous = clock.now()
+        # Tables made together would tick together, each frame late by the others' before
+        # it: past its first frame, each ticks at a phase of its own.
+        phase = self.tick_phase
+        if phase is None:
+            phase = interval * (self.transaction_id % 997) / 997
         lateness = metrics.TABLE_TICK_LATENESS.child()
         while not self.finished:
             await self._sleep_until(scheduled)
@@ -523,7 +536,7 @@ class Table:
             late = now - scheduled
             self.lateness.append(late)
             lateness.observe(late)
-            _latest[0] = max(_latest[0], late)
+            _latest.note(now, late)
             if late > interval * self.max_catch_up:  # a stall: do not run the lost frames
                 skipped = int(late / interval)
                 self.skipped_frames += skipped
@@ -537,7 +550,8 @@ class Table:
                 await result
             previous = now
             await self.flush()
-            scheduled += interval
+            scheduled += interval + phase
+            phase = 0.0
 
     async def _run_on_events(self) -> None:
         while not self.finished:
@@ -628,16 +642,35 @@ class Table:
                 queued.result.set_exception(TableFinished())
 
 
-# The latest frame since the previous scrape (mqant_table_tick_lateness_max_seconds).
-_latest = [0.0]
+class _Latest:
+    """The latest frame of the last WINDOW seconds, by second of the loop's clock
+    (mqant_table_tick_lateness_max_seconds): whoever scrapes, and however often."""
+
+    WINDOW = 10
+
+    def __init__(self) -> None:
+        self.second = 0
+        self.late = 0.0
+        self.seconds: deque[tuple[int, float]] = deque(maxlen=self.WINDOW)
+
+    def note(self, now: float, late: float) -> None:
+        second = int(now)
+        if second != self.second:
+            self.seconds.append((self.second, self.late))
+            self.second, self.late = second, 0.0
+        if late > self.late:
+            self.late = late
+
+    def gather(self) -> None:
+        since = int(time.monotonic()) - self.WINDOW
+        recent = [late for second, late in self.seconds if second > since]
+        if self.second > since:
+            recent.append(self.late)
+        metrics.TABLE_TICK_LATENESS_MAX.child().set(max(recent, default=0.0))
 
 
-def _gather_latest() -> None:
-    metrics.TABLE_TICK_LATENESS_MAX.child().set(_latest[0])
-    _latest[0] = 0.0
-
-
-metrics.on_collect(_gather_latest)
+_latest = _Latest()
+metrics.on_collect(_latest.gather)
 
 
 # Turn-based tables

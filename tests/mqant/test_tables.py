@@ -101,6 +101,7 @@ class Counter(Table):
 
 class Ticking(Counter):
     tick_interval = TICK
+    tick_phase = 0.0  # the frames fall on the clock's steps
 
 
 Sessions = dict[str, tuple[Session, Owner]]
@@ -193,6 +194,26 @@ async def test_ticks_keep_their_cadence_and_events_wait_for_the_next_frame() -> 
     assert table.log == [("start", 1), ("end", 1)]
     assert table.updates[1:] == [TICK] * 10
     assert max(table.lateness) < TICK / 4 + 1e-9
+    await rooms.stop()
+
+
+async def test_tables_made_together_tick_at_phases_of_their_own() -> None:
+    class Spread(Counter):
+        tick_interval = TICK
+
+    rooms, clock = room(Spread)
+    tables = [rooms.create() for _ in range(8)]
+    await settle()
+    starts: dict[int, float] = {}
+    for _ in range(128):  # two intervals, in 128 steps: when does each table's second frame run
+        await clock.advance(TICK / 64)
+        for table in tables:
+            if table.frame == 2:
+                starts.setdefault(table.table_id, clock.now())
+    assert len(starts) == 8
+    assert len(set(starts.values())) > 4  # spread over the interval, not all at once
+    for table in tables:
+        assert max(table.lateness) <= TICK / 64 + 1e-9
     await rooms.stop()
 
 
@@ -445,3 +466,36 @@ async def test_one_sessions_flood_fills_its_own_share_not_the_whole_queue(
     assert [v for what, v in table.log if what == "end"] == [0, 1, 2, 10]
     table.put_queue("add", flood, 4)  # its share is free again after the frame
     await rooms.stop()
+
+
+def test_an_event_may_not_hide_the_tables_own_methods() -> None:
+    with pytest.raises(TypeError, match=r"hides Table\.join"):
+
+        class Clash(Table):
+            @event()
+            async def join(self, session: Session) -> Player:
+                raise AssertionError
+
+
+def test_the_latest_frame_is_kept_for_ten_seconds_whoever_scrapes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mqant import metrics, tables
+
+    latest = tables._Latest()
+    now = [5000.0]
+    monkeypatch.setattr("mqant.tables.time.monotonic", lambda: now[0])
+    gauge = metrics.TABLE_TICK_LATENESS_MAX.child()
+    latest.note(5000.2, 0.004)
+    latest.note(5001.5, 0.001)
+    latest.gather()
+    assert gauge.value == 0.004
+    latest.gather()  # a second scrape reads the same
+    assert gauge.value == 0.004
+    now[0] = 5010.5
+    latest.note(5010.5, 0.002)
+    latest.gather()
+    assert gauge.value == 0.002  # the 4 ms frame is more than 10 s old
+    now[0] = 5030.0
+    latest.gather()
+    assert gauge.value == 0.0
