@@ -34,7 +34,7 @@ import itertools
 import logging
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -43,6 +43,7 @@ from mqant import metrics, owners
 from mqant.errors import HandlerError, RemoteError, ServiceNotFound
 from mqant.module import Module
 from mqant.ops import Packet
+from mqant.owners import NO_CONNECTION
 from mqant.rpc import call as rpc_call
 from mqant.session import Session, encode_body
 
@@ -396,7 +397,10 @@ class Table:
     async def join(self, session: Session) -> Player:
         """Seat ``session``'s user (call it from an event); their kept seat when they had
         one (``on_reconnect``), a new one otherwise (``on_join``). Raises TableError when
-        the table is full."""
+        the table is full, or when the session has no live connection (a REST call, or a
+        connection whose end this node heard of already: nothing would free its seat)."""
+        if not session.channel or self.room.has_closed(session):
+            raise TableError(NO_CONNECTION)
         key = player_key(session)
         player = self.players.get(key)
         if player is not None:
@@ -750,6 +754,10 @@ class Phases:
 
 # The room: a node's tables
 
+# The connections' ends a room remembers, to refuse a join that arrives after its
+# connection's end (a session id is never used again).
+MAX_CLOSED_REMEMBERED = 10_000
+
 # The internal handler a node answers for tables it owns, called by other nodes of the
 # module (no "HD_": no client reaches it).
 TABLE_EVENT = "mqant.table_event"
@@ -780,6 +788,7 @@ class Room(Generic[TableT]):
         self.tables: dict[int, TableT] = {}
         self._seats: dict[str, set[Table]] = {}  # session id → its tables here
         self._last_transaction: dict[int, int] = {}
+        self._closed: OrderedDict[str, None] = OrderedDict()  # the latest ends, oldest first
 
     @property
     def node_id(self) -> str:
@@ -876,11 +885,20 @@ class Room(Generic[TableT]):
         return None
 
     async def session_closed(self, session: Session) -> None:
-        """A connection ended: its players are disconnected (kept for ``seat_timeout``)."""
+        """A connection ended: its players are disconnected (kept for ``seat_timeout``), and
+        a join of the session still on its way is refused (``has_closed``)."""
+        self._closed[session.session_id] = None
+        if len(self._closed) > MAX_CLOSED_REMEMBERED:
+            self._closed.popitem(last=False)
         for table in list(self._seats.pop(session.session_id, ())):
             # Past the queue's bound: a connection's end is never lost to a busy table.
             with contextlib.suppress(TableError):
                 table._put(_Queued(_DISCONNECTED, session, ()), bounded=False)
+
+    def has_closed(self, session: Session) -> bool:
+        """Whether this node heard that ``session``'s connection ended (of the last
+        MAX_CLOSED_REMEMBERED ends)."""
+        return session.session_id in self._closed
 
     async def stop(self) -> None:
         """Finish every table and wait for them (the node stops)."""
@@ -918,9 +936,10 @@ class RoomModule(Module):
     async def on_init(self, settings: dict[str, Any]) -> None:
         await super().on_init(settings)
         table_settings = settings.get("Table") or {}
-        unknown = set(table_settings) - set(_TABLE_SETTINGS)
-        if unknown:
-            raise ValueError(f"{self.module_type}: unknown table settings {sorted(unknown)}")
+        for key, value in table_settings.items():
+            problem = _setting_problem(key, value)
+            if problem:
+                raise ValueError(f"{self.module_type}: table setting {key!r} {problem}")
         self.room = Room(
             self,
             self.table_class,
@@ -937,6 +956,25 @@ class RoomModule(Module):
         await super().on_destroy()
 
 
-_TABLE_SETTINGS = (
-    "tick_interval", "capacity", "queue_size", "queue_per_session", "idle_timeout", "seat_timeout",
-)  # fmt: skip
+# The table class settings a module's settings may give, and whether None is one's value.
+_TABLE_SETTINGS = {
+    "tick_interval": True, "tick_phase": True, "capacity": False, "queue_size": False,
+    "queue_per_session": False, "idle_timeout": False, "seat_timeout": False,
+    "max_catch_up": False,
+}  # fmt: skip
+_COUNTS = ("capacity", "queue_size", "queue_per_session", "max_catch_up")
+
+
+def _setting_problem(key: str, value: Any) -> str:
+    """What is wrong with a table setting from a module's settings ("" when nothing)."""
+    if key not in _TABLE_SETTINGS:
+        return f"is unknown (known: {', '.join(_TABLE_SETTINGS)})"
+    if value is None:
+        return "" if _TABLE_SETTINGS[key] else "may not be null"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number, not {value!r}"
+    if key in _COUNTS and not isinstance(value, int):
+        return f"must be a whole number, not {value!r}"
+    if value < 0 or (key == "tick_interval" and value == 0):
+        return f"must be {'positive' if key == 'tick_interval' else 'at least 0'}, not {value!r}"
+    return ""

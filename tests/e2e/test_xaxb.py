@@ -199,22 +199,15 @@ def test_hostile_requests_get_clear_errors_and_the_games_go_on(server: ServerPro
             client.close()
 
 
-SCALED = {
-    "Module": {
-        "Gate": [
-            {"Id": "Gate001", "ProcessID": "gate1"},
-            {"Id": "Gate002", "ProcessID": "gate2"},
-        ],
-        "XaXb": [{"Id": "XaXb001", "ProcessID": "modules1"}],
-    }
-}
+# XaXb in the module process only: the gates do not run it.
+XAXB = {"XaXb": [{"Id": "XaXb001", "ProcessID": "modules1"}]}
 
 
 @pytest.fixture
 def scaled(tmp_path, redis_space, postgres_url) -> Iterator[Deployment]:
     """Two gates and a ``runmodules`` process, the only one that runs XaXb."""
     env = {**redis_space.env("pubsub"), "DATABASE_URL": postgres_url}
-    with two_gates(tmp_path, env, {"RPC_TIMEOUT": 5.0}, SCALED) as running:
+    with two_gates(tmp_path, env, {"RPC_TIMEOUT": 5.0}, XAXB) as running:
         yield running
     log = running.modules.output()
     assert "Traceback" not in log, log

@@ -499,3 +499,49 @@ def test_the_latest_frame_is_kept_for_ten_seconds_whoever_scrapes(
     now[0] = 5030.0
     latest.gather()
     assert gauge.value == 0.0
+
+
+async def test_a_join_after_its_connections_end_or_without_one_is_refused(
+    sessions: Sessions,
+) -> None:
+    rooms, _ = room(Counter)
+    table = rooms.create()
+    ann, _ = connect(sessions, "ann")
+    await rooms.session_closed(ann)  # heard of before the join's event ran
+    with pytest.raises(TableError, match="no live connection"):
+        await table.call("sit", ann)
+    rest = Session(ip="", network="http", session_id="r", server_id="", channel="", user_id="x")
+    with pytest.raises(TableError, match="no live connection"):
+        await table.call("sit", rest)
+    assert table.players == {}
+    await rooms.stop()
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ({"capacity": "16"}, "must be a number"),
+        ({"capacity": 1.5}, "whole number"),
+        ({"seat_timeout": -1}, "at least 0"),
+        ({"tick_interval": 0}, "positive"),
+        ({"idle_timeout": None}, "may not be null"),
+        ({"capacity": True}, "must be a number"),
+        ({"colour": 3}, "is unknown"),
+    ],
+)
+async def test_a_room_modules_table_settings_are_checked_at_start(
+    table: dict[str, Any], problem: str
+) -> None:
+    from mqant.tables import RoomModule
+
+    class Games(RoomModule):
+        module_type = "Games"
+        table_class = Counter
+
+    with pytest.raises(ValueError, match=problem):
+        await Games().on_init({"Table": table})
+    module = Games()
+    await module.on_init({"Table": {"capacity": 4, "tick_interval": None, "seat_timeout": 2.5}})
+    made = module.room.create()
+    assert (made.capacity, made.tick_interval, made.seat_timeout) == (4, None, 2.5)
+    await module.room.stop()
