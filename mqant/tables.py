@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from mqant import metrics, owners
-from mqant.errors import HandlerError, RemoteError, ServiceNotFound
+from mqant.errors import HandlerError, RemoteError, ServiceNotFound, ServiceUnavailable
 from mqant.module import Module
 from mqant.ops import Packet
 from mqant.owners import NO_CONNECTION
@@ -311,7 +311,8 @@ class Table:
     # Hooks
 
     async def on_create(self) -> None:
-        """Once, in the table's task, before its first frame."""
+        """Once, in the table's task, before its first frame: after ``Room.create`` has
+        returned the table, so what a caller reads at once belongs in ``__init__``."""
 
     async def on_destroy(self) -> None:
         """Once, in the table's task, after its last frame (``finish``)."""
@@ -321,7 +322,8 @@ class Table:
         since the previous frame. May be a coroutine function."""
 
     async def on_idle(self) -> None:
-        """``idle_timeout`` seconds went by without an event: finish, by default."""
+        """``idle_timeout`` seconds went by without a queued event (timers and pushes do
+        not count): finish, by default. A table its own timers drive overrides it."""
         self.finish()
 
     async def on_join(self, player: Player) -> None:
@@ -380,10 +382,12 @@ class Table:
 
     # Timers
 
-    def after(self, seconds: float, fn: Callable[[], Any]) -> Timer:
+    def after(self, seconds: float, fn: Callable[[], Any], *, since: float | None = None) -> Timer:
         """Run ``fn()`` (a function or a coroutine function) in the table's task in
-        ``seconds``; ``cancel()`` the Timer returned to call it off."""
-        timer = Timer(self.clock.now() + seconds, fn, order=next(self._timer_order))
+        ``seconds`` from now (or from the clock time ``since``); ``cancel()`` the Timer
+        returned to call it off."""
+        start = self.clock.now() if since is None else since
+        timer = Timer(start + seconds, fn, order=next(self._timer_order))
         heapq.heappush(self._timers, timer)
         if self.tick_interval is None:
             self._wake.set()  # the loop sets its wake-up again
@@ -716,13 +720,14 @@ class Phases:
             return None
         return max(0.0, self.ends_at - self.table.clock.now())
 
-    async def go(self, name: str) -> None:
+    async def go(self, name: str, *, since: float | None = None) -> None:
+        """Enter phase ``name`` (as of the clock time ``since``, by default now)."""
         phase = self.phases[name]
         self._cancel()
         self.current, self.paused_left = name, None
         self.ends_at = None
         if phase.seconds is not None and phase.next is not None:
-            self._arm(phase.seconds, phase.next)
+            self._arm(phase.seconds, phase.next, since)
         result = self.on_enter(name)
         if inspect.isawaitable(result):
             await result
@@ -742,9 +747,14 @@ class Phases:
         self._cancel()
         self.current = self.ends_at = self.paused_left = None
 
-    def _arm(self, seconds: float, next_phase: str) -> None:
-        self.ends_at = self.table.clock.now() + seconds
-        self._timer = self.table.after(seconds, lambda: self.go(next_phase))
+    def _arm(self, seconds: float, next_phase: str, since: float | None = None) -> None:
+        start = self.table.clock.now() if since is None else since
+        ends_at = self.ends_at = start + seconds
+        # The next phase counts from when this one was due to end, not from when its timer
+        # ran: a late timer does not push every later phase back.
+        self._timer = self.table.after(
+            seconds, lambda: self.go(next_phase, since=ends_at), since=start
+        )
 
     def _cancel(self) -> None:
         if self._timer is not None:
@@ -869,6 +879,10 @@ class Room(Generic[TableT]):
             )
         except ServiceNotFound:  # the node is gone, and its tables with it
             raise TableError(NO_SUCH_TABLE) from None
+        except ServiceUnavailable as err:
+            if str(err) == str(ServiceUnavailable.for_node(node_id)):  # its process died
+                raise TableError(NO_SUCH_TABLE) from None
+            raise
         except RemoteError as err:  # the owner's TableError, as it said it
             raise TableError(str(err)) from None
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import pytest
 from django.test import override_settings
 
-from mqant import Module, Session, owners
+from mqant import Module, RemoteError, ServiceNotFound, ServiceUnavailable, Session, owners
 from mqant.tables import (
     NO_SUCH_TABLE,
     QUEUE_FULL,
@@ -545,3 +545,53 @@ async def test_a_room_modules_table_settings_are_checked_at_start(
     made = module.room.create()
     assert (made.capacity, made.tick_interval, made.seat_timeout) == (4, None, 2.5)
     await module.room.stop()
+
+
+async def test_phases_do_not_drift_when_their_timers_run_late() -> None:
+    class Turns(Counter):
+        async def on_create(self) -> None:
+            await super().on_create()
+            self.entered: list[tuple[str, float]] = []
+            self.phases = Phases(
+                self,
+                [Phase("A", 1.0, "B"), Phase("B", 1.0, "A")],
+                lambda name: self.entered.append((name, self.clock.now())),
+            )
+
+        @event()
+        async def start(self, session: None) -> None:
+            await self.phases.go("A")
+
+    rooms, clock = room(Turns)
+    table = rooms.create()
+    t0 = clock.now()
+    await table.call("start", None)
+    for _ in range(4):
+        await clock.advance(1.3)  # each timer runs 0.3 s late, or more
+    # Due at 1, 2, 3, 4 and 5 s, whatever the timers' lateness (counted from when each
+    # timer ran, the fifth phase would begin at 5.2 s and end at 6.5 s).
+    assert [name for name, _ in table.entered] == ["A", "B", "A", "B", "A", "B"]
+    assert table.phases.remaining() == pytest.approx(t0 + 6.0 - clock.now())
+    await rooms.stop()
+
+
+@pytest.mark.parametrize(
+    ("failure", "seen"),
+    [
+        (ServiceNotFound("Service(type:Game@ffff) not found"), NO_SUCH_TABLE),
+        (ServiceUnavailable.for_node("Game@ffff"), NO_SUCH_TABLE),  # its process died
+        (ServiceUnavailable("Redis unavailable"), "Redis unavailable"),  # it may come back
+        (RemoteError(TABLE_FINISHED), TABLE_FINISHED),  # the owner's refusal, as it said it
+    ],
+)
+async def test_a_table_on_another_node_answers_as_its_node_can(
+    monkeypatch: pytest.MonkeyPatch, failure: Exception, seen: str
+) -> None:
+    async def rpc(*args: Any, **kw: Any) -> Any:
+        raise failure
+
+    monkeypatch.setattr("mqant.tables.rpc_call", rpc)
+    rooms, _ = room(Counter)
+    with pytest.raises(Exception, match=seen) as refused:
+        await rooms.call("BR:Game@ffff:1:1", "add", None, 1)
+    assert isinstance(refused.value, TableError) == (seen != "Redis unavailable")
