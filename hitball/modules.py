@@ -14,7 +14,7 @@ Handlers (``Hitball/HD_x/<msgid>``; each may also be sent without a msgid, unans
   gets ``Hitball/OnJoin`` (the new player). A player's Rid is their user id, or a random
   8-character id for a guest (whose session stays a guest's). The arena's BigRoomId is kept
   in the session's setting ``HitballRoom``, by which the later calls reach the arena on
-  whichever node holds it.
+  whichever node holds it. A call without a connection (the REST API's) gets no seat.
 - ``HD_Fire`` ``{Angle, Power, X, Y}``: the ball is put at (X, Y) and shot (``World.fire``).
 - ``HD_EatCoin`` ``{Id}``: the coin goes, and everyone gets ``Hitball/OnEatCoins`` (the
   coin), if it is there and some ball is within ``EAT_DISTANCE`` of it; otherwise nothing.
@@ -33,13 +33,14 @@ Settings: ``MaxTables`` (100) arenas per node, and ``Table``, the arenas' settin
 (``{"capacity": 16, "seat_timeout": 10, "idle_timeout": 60}``, see ``mqant.tables.Table``).
 """
 
+import contextlib
 import math
 import secrets
 import string
 from typing import Any, ClassVar
 
 from hitball.world import World
-from mqant import HandlerError, Session, handler, register_module
+from mqant import NO_CONNECTION, HandlerError, Session, handler, register_module
 from mqant.tables import QUEUE_FULL, Room, RoomModule, Table, TableError, event, player_key
 
 HITBALL_ROOM = "HitballRoom"  # the session's setting: its arena's BigRoomId
@@ -103,6 +104,14 @@ class Arena(Table):
         }
         self.send(player, "Hitball/OnEnter", state)
         return state
+
+    @event("gone")
+    async def gone(self, session: Session) -> None:
+        """The session's connection ended while it joined (before its end could find its
+        seat): it leaves, unless another connection of the user has the seat since."""
+        player = self.players.get(player_key(session))
+        if player is not None and player.session.session_id == session.session_id:
+            await self.leave(session)
 
     def _ball_of(self, session: Session | None) -> Any:
         player = self.player_of(session) if session is not None else None
@@ -174,6 +183,8 @@ class Hitball(RoomModule):
     @handler("HD_Join")
     async def join(self, session: Session, msg: dict[str, Any] | bytes) -> dict[str, Any]:
         """Seat the caller; the reply is the OnEnter object."""
+        if not session.channel:  # a REST call: no connection to play on, or to leave with
+            raise HandlerError(NO_CONNECTION)
         big_room_id = session.get(HITBALL_ROOM)
         if big_room_id:
             try:
@@ -183,7 +194,7 @@ class Hitball(RoomModule):
                     raise
                 # The arena finished, is gone with its node, or has no room: another one.
             else:
-                return state
+                return await self._seated(session, big_room_id, state)
         tried: set[Arena] = set()
         for _ in range(JOIN_ATTEMPTS):
             table = self._arena_for(session, tried)
@@ -194,10 +205,23 @@ class Hitball(RoomModule):
                     raise
                 tried.add(table)  # filled up meanwhile, or finished: the next one
                 continue
-            if big_room_id != table.big_room_id:
-                await session.set(HITBALL_ROOM, table.big_room_id)
-            return state
+            return await self._seated(session, table.big_room_id, state)
         raise HandlerError(NO_ARENA)
+
+    async def _seated(
+        self, session: Session, big_room_id: str, state: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Keep the arena in the session's settings. That also tells whether the connection
+        still lives: one that ended while the join was on its way (its end told to the
+        arena before it had a seat) leaves the arena now, instead of holding a seat that
+        nothing would ever free."""
+        try:
+            await session.set(HITBALL_ROOM, big_room_id)
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self.room.put(big_room_id, "gone", session)
+            raise
+        return state
 
     def _arena_for(self, session: Session, tried: set[Arena]) -> Arena:
         """The arena of this node where the user's seat is kept, else one with room for

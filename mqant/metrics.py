@@ -343,7 +343,7 @@ TABLE_TICK_LATENESS = _histogram(
 )  # fmt: skip
 TABLE_TICK_LATENESS_MAX = _gauge(
     "mqant_table_tick_lateness_max_seconds",
-    "the latest frame of a ticking table since the previous scrape",
+    "the latest frame of a ticking table in the last 10 seconds",
 )
 TABLE_FRAMES_SKIPPED = _counter(
     "mqant_table_frames_skipped_total", "frames ticking tables skipped after a stall"

@@ -33,15 +33,17 @@ import inspect
 import itertools
 import logging
 import secrets
-from collections import deque
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from mqant import metrics, owners
-from mqant.errors import HandlerError, RemoteError, ServiceNotFound
+from mqant.errors import HandlerError, RemoteError, ServiceNotFound, ServiceUnavailable
 from mqant.module import Module
 from mqant.ops import Packet
+from mqant.owners import NO_CONNECTION
 from mqant.rpc import call as rpc_call
 from mqant.session import Session, encode_body
 
@@ -257,6 +259,10 @@ class Table:
     # The most frames run back to back to catch up after a stall; past it, the schedule
     # moves on (the frames are skipped, and counted).
     max_catch_up: ClassVar[int] = 5
+    # Seconds between the first frame (at creation) and the second's schedule, past the
+    # interval; None: drawn in [0, interval) from the transaction id, so that tables made
+    # together do not tick together.
+    tick_phase: ClassVar[float | None] = None
 
     _events: ClassVar[dict[str, str]] = {}
 
@@ -266,8 +272,11 @@ class Table:
         for klass in reversed(cls.__mro__):
             for attr, value in vars(klass).items():
                 name = getattr(value, _EVENT, None)
-                if name is not None:
-                    found[name] = attr
+                if name is None:
+                    continue
+                if hasattr(Table, attr):  # an event named join would hide Table.join
+                    raise TypeError(f"{cls.__qualname__}.{attr}: an event hides Table.{attr}")
+                found[name] = attr
         cls._events = found
 
     def __init__(self, room: "Room[Any]", table_id: int, transaction_id: int) -> None:
@@ -302,7 +311,8 @@ class Table:
     # Hooks
 
     async def on_create(self) -> None:
-        """Once, in the table's task, before its first frame."""
+        """Once, in the table's task, before its first frame: after ``Room.create`` has
+        returned the table, so what a caller reads at once belongs in ``__init__``."""
 
     async def on_destroy(self) -> None:
         """Once, in the table's task, after its last frame (``finish``)."""
@@ -312,7 +322,8 @@ class Table:
         since the previous frame. May be a coroutine function."""
 
     async def on_idle(self) -> None:
-        """``idle_timeout`` seconds went by without an event: finish, by default."""
+        """``idle_timeout`` seconds went by without a queued event (timers and pushes do
+        not count): finish, by default. A table its own timers drive overrides it."""
         self.finish()
 
     async def on_join(self, player: Player) -> None:
@@ -371,10 +382,12 @@ class Table:
 
     # Timers
 
-    def after(self, seconds: float, fn: Callable[[], Any]) -> Timer:
+    def after(self, seconds: float, fn: Callable[[], Any], *, since: float | None = None) -> Timer:
         """Run ``fn()`` (a function or a coroutine function) in the table's task in
-        ``seconds``; ``cancel()`` the Timer returned to call it off."""
-        timer = Timer(self.clock.now() + seconds, fn, order=next(self._timer_order))
+        ``seconds`` from now (or from the clock time ``since``); ``cancel()`` the Timer
+        returned to call it off."""
+        start = self.clock.now() if since is None else since
+        timer = Timer(start + seconds, fn, order=next(self._timer_order))
         heapq.heappush(self._timers, timer)
         if self.tick_interval is None:
             self._wake.set()  # the loop sets its wake-up again
@@ -388,7 +401,10 @@ class Table:
     async def join(self, session: Session) -> Player:
         """Seat ``session``'s user (call it from an event); their kept seat when they had
         one (``on_reconnect``), a new one otherwise (``on_join``). Raises TableError when
-        the table is full."""
+        the table is full, or when the session has no live connection (a REST call, or a
+        connection whose end this node heard of already: nothing would free its seat)."""
+        if not session.channel or self.room.has_closed(session):
+            raise TableError(NO_CONNECTION)
         key = player_key(session)
         player = self.players.get(key)
         if player is not None:
@@ -514,6 +530,11 @@ class Table:
     async def _run_ticking(self, interval: float) -> None:
         clock = self.clock
         scheduled = previous = clock.now()
+        # Tables made together would tick together, each frame late by the others' before
+        # it: past its first frame, each ticks at a phase of its own.
+        phase = self.tick_phase
+        if phase is None:
+            phase = interval * (self.transaction_id % 997) / 997
         lateness = metrics.TABLE_TICK_LATENESS.child()
         while not self.finished:
             await self._sleep_until(scheduled)
@@ -523,7 +544,7 @@ class Table:
             late = now - scheduled
             self.lateness.append(late)
             lateness.observe(late)
-            _latest[0] = max(_latest[0], late)
+            _latest.note(now, late)
             if late > interval * self.max_catch_up:  # a stall: do not run the lost frames
                 skipped = int(late / interval)
                 self.skipped_frames += skipped
@@ -537,7 +558,8 @@ class Table:
                 await result
             previous = now
             await self.flush()
-            scheduled += interval
+            scheduled += interval + phase
+            phase = 0.0
 
     async def _run_on_events(self) -> None:
         while not self.finished:
@@ -628,16 +650,35 @@ class Table:
                 queued.result.set_exception(TableFinished())
 
 
-# The latest frame since the previous scrape (mqant_table_tick_lateness_max_seconds).
-_latest = [0.0]
+class _Latest:
+    """The latest frame of the last WINDOW seconds, by second of the loop's clock
+    (mqant_table_tick_lateness_max_seconds): whoever scrapes, and however often."""
+
+    WINDOW = 10
+
+    def __init__(self) -> None:
+        self.second = 0
+        self.late = 0.0
+        self.seconds: deque[tuple[int, float]] = deque(maxlen=self.WINDOW)
+
+    def note(self, now: float, late: float) -> None:
+        second = int(now)
+        if second != self.second:
+            self.seconds.append((self.second, self.late))
+            self.second, self.late = second, 0.0
+        if late > self.late:
+            self.late = late
+
+    def gather(self) -> None:
+        since = int(time.monotonic()) - self.WINDOW
+        recent = [late for second, late in self.seconds if second > since]
+        if self.second > since:
+            recent.append(self.late)
+        metrics.TABLE_TICK_LATENESS_MAX.child().set(max(recent, default=0.0))
 
 
-def _gather_latest() -> None:
-    metrics.TABLE_TICK_LATENESS_MAX.child().set(_latest[0])
-    _latest[0] = 0.0
-
-
-metrics.on_collect(_gather_latest)
+_latest = _Latest()
+metrics.on_collect(_latest.gather)
 
 
 # Turn-based tables
@@ -679,13 +720,14 @@ class Phases:
             return None
         return max(0.0, self.ends_at - self.table.clock.now())
 
-    async def go(self, name: str) -> None:
+    async def go(self, name: str, *, since: float | None = None) -> None:
+        """Enter phase ``name`` (as of the clock time ``since``, by default now)."""
         phase = self.phases[name]
         self._cancel()
         self.current, self.paused_left = name, None
         self.ends_at = None
         if phase.seconds is not None and phase.next is not None:
-            self._arm(phase.seconds, phase.next)
+            self._arm(phase.seconds, phase.next, since)
         result = self.on_enter(name)
         if inspect.isawaitable(result):
             await result
@@ -705,9 +747,14 @@ class Phases:
         self._cancel()
         self.current = self.ends_at = self.paused_left = None
 
-    def _arm(self, seconds: float, next_phase: str) -> None:
-        self.ends_at = self.table.clock.now() + seconds
-        self._timer = self.table.after(seconds, lambda: self.go(next_phase))
+    def _arm(self, seconds: float, next_phase: str, since: float | None = None) -> None:
+        start = self.table.clock.now() if since is None else since
+        ends_at = self.ends_at = start + seconds
+        # The next phase counts from when this one was due to end, not from when its timer
+        # ran: a late timer does not push every later phase back.
+        self._timer = self.table.after(
+            seconds, lambda: self.go(next_phase, since=ends_at), since=start
+        )
 
     def _cancel(self) -> None:
         if self._timer is not None:
@@ -716,6 +763,10 @@ class Phases:
 
 
 # The room: a node's tables
+
+# The connections' ends a room remembers, to refuse a join that arrives after its
+# connection's end (a session id is never used again).
+MAX_CLOSED_REMEMBERED = 10_000
 
 # The internal handler a node answers for tables it owns, called by other nodes of the
 # module (no "HD_": no client reaches it).
@@ -747,6 +798,7 @@ class Room(Generic[TableT]):
         self.tables: dict[int, TableT] = {}
         self._seats: dict[str, set[Table]] = {}  # session id → its tables here
         self._last_transaction: dict[int, int] = {}
+        self._closed: OrderedDict[str, None] = OrderedDict()  # the latest ends, oldest first
 
     @property
     def node_id(self) -> str:
@@ -827,6 +879,10 @@ class Room(Generic[TableT]):
             )
         except ServiceNotFound:  # the node is gone, and its tables with it
             raise TableError(NO_SUCH_TABLE) from None
+        except ServiceUnavailable as err:
+            if str(err) == str(ServiceUnavailable.for_node(node_id)):  # its process died
+                raise TableError(NO_SUCH_TABLE) from None
+            raise
         except RemoteError as err:  # the owner's TableError, as it said it
             raise TableError(str(err)) from None
 
@@ -843,11 +899,20 @@ class Room(Generic[TableT]):
         return None
 
     async def session_closed(self, session: Session) -> None:
-        """A connection ended: its players are disconnected (kept for ``seat_timeout``)."""
+        """A connection ended: its players are disconnected (kept for ``seat_timeout``), and
+        a join of the session still on its way is refused (``has_closed``)."""
+        self._closed[session.session_id] = None
+        if len(self._closed) > MAX_CLOSED_REMEMBERED:
+            self._closed.popitem(last=False)
         for table in list(self._seats.pop(session.session_id, ())):
             # Past the queue's bound: a connection's end is never lost to a busy table.
             with contextlib.suppress(TableError):
                 table._put(_Queued(_DISCONNECTED, session, ()), bounded=False)
+
+    def has_closed(self, session: Session) -> bool:
+        """Whether this node heard that ``session``'s connection ended (of the last
+        MAX_CLOSED_REMEMBERED ends)."""
+        return session.session_id in self._closed
 
     async def stop(self) -> None:
         """Finish every table and wait for them (the node stops)."""
@@ -885,9 +950,10 @@ class RoomModule(Module):
     async def on_init(self, settings: dict[str, Any]) -> None:
         await super().on_init(settings)
         table_settings = settings.get("Table") or {}
-        unknown = set(table_settings) - set(_TABLE_SETTINGS)
-        if unknown:
-            raise ValueError(f"{self.module_type}: unknown table settings {sorted(unknown)}")
+        for key, value in table_settings.items():
+            problem = _setting_problem(key, value)
+            if problem:
+                raise ValueError(f"{self.module_type}: table setting {key!r} {problem}")
         self.room = Room(
             self,
             self.table_class,
@@ -904,6 +970,25 @@ class RoomModule(Module):
         await super().on_destroy()
 
 
-_TABLE_SETTINGS = (
-    "tick_interval", "capacity", "queue_size", "queue_per_session", "idle_timeout", "seat_timeout",
-)  # fmt: skip
+# The table class settings a module's settings may give, and whether None is one's value.
+_TABLE_SETTINGS = {
+    "tick_interval": True, "tick_phase": True, "capacity": False, "queue_size": False,
+    "queue_per_session": False, "idle_timeout": False, "seat_timeout": False,
+    "max_catch_up": False,
+}  # fmt: skip
+_COUNTS = ("capacity", "queue_size", "queue_per_session", "max_catch_up")
+
+
+def _setting_problem(key: str, value: Any) -> str:
+    """What is wrong with a table setting from a module's settings ("" when nothing)."""
+    if key not in _TABLE_SETTINGS:
+        return f"is unknown (known: {', '.join(_TABLE_SETTINGS)})"
+    if value is None:
+        return "" if _TABLE_SETTINGS[key] else "may not be null"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number, not {value!r}"
+    if key in _COUNTS and not isinstance(value, int):
+        return f"must be a whole number, not {value!r}"
+    if value < 0 or (key == "tick_interval" and value == 0):
+        return f"must be {'positive' if key == 'tick_interval' else 'at least 0'}, not {value!r}"
+    return ""

@@ -1,5 +1,6 @@
-"""The chat page: a template, which sets the CSRF cookie its REST calls need and names its
-assets through {% static %}."""
+"""The demo's pages: the chat page (a template, which sets the CSRF cookie its REST calls need)
+and the Hitball page; both name their assets through {% static %} and the gate's own WebSocket
+port."""
 
 import re
 from typing import Any
@@ -23,13 +24,11 @@ def ws_listener_port() -> str:
         return ""
 
 
-class ChatPage(TemplateView):
-    """``?ws=listener`` makes the page connect to the gate's own WebSocket listener rather than
-    to the ASGI server's port: the page learns its port from ``data-ws-port``, and its CSP
-    (``connect-src``) allows that one origin, on the host name the page was asked for, with
-    both schemes (the page uses wss when it is https)."""
-
-    template_name = "mqant/index.html"
+class MqttPage(TemplateView):
+    """A page that talks MQTT over WebSocket. ``?ws=listener`` makes it connect to the gate's
+    own WebSocket listener rather than to the ASGI server's port: the page learns its port from
+    ``data-ws-port``, and its CSP (``connect-src``) allows that one origin, on the host name the
+    page was asked for, with both schemes (the page uses wss when it is https)."""
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -40,3 +39,15 @@ class ChatPage(TemplateView):
         # error): such a page gets none, and chat.js says to open it by a host name instead.
         context["ws_origin"] = f"{host}:{port}" if port and not host.startswith("[") else ""
         return context
+
+
+class ChatPage(MqttPage):
+    """The chat page: accounts over REST, the chat over MQTT."""
+
+    template_name = "mqant/index.html"
+
+
+class HitballPage(MqttPage):
+    """The Hitball game on a canvas, over MQTT; guests play, no account needed."""
+
+    template_name = "mqant/hitball.html"

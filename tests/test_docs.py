@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import mqant
-from mqant import Session, config, gates, groups, runtime
+from mqant import Session, config, gates, groups, runtime, tables
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES_MD = (ROOT / "docs" / "modules.md").read_text()
@@ -28,6 +28,29 @@ SUBMODULE_CALLS: dict[object, list[str]] = {
     config: ["process_id", "set_process_id", "load", "gate_settings"],
     runtime: ["start", "stop", "get", "current"],
     runtime.Runtime: ["spawn"],
+    tables: ["Room", "event", "Phases", "Phase", "ManualClock"],
+    tables.Room: ["create", "usable_table", "get", "table_for", "put", "call", "session_closed"],
+    tables.Table: [
+        "register",
+        "put_queue",
+        "call",
+        "after",
+        "join",
+        "leave",
+        "player_of",
+        "send",
+        "notify",
+        "flush",
+        "finish",
+        "update",
+        "on_idle",
+        "on_join",
+        "on_leave",
+        "on_disconnect",
+        "on_reconnect",
+        "usable",
+    ],
+    tables.Phases: ["go", "pause", "resume", "stop", "remaining"],
 }
 CALLS = [(owner, name) for owner, names in SUBMODULE_CALLS.items() for name in names]
 

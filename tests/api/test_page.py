@@ -65,7 +65,7 @@ def test_mqtt_js_goes_out_gzipped_to_browsers_that_accept_it():
     assert gzip.decompress(body) == (VENDOR / "mqtt.min.js").read_bytes()
 
 
-@pytest.mark.parametrize("name", ["mqant.js", "chat.js"])
+@pytest.mark.parametrize("name", ["mqant.js", "chat.js", "hitball.js"])
 def test_page_scripts_use_no_eval_or_inline_html(name):
     # The page's Content-Security-Policy allows no eval, and text goes in as text.
     folder = ROOT / "mqant" if name == "mqant.js" else ROOT  # the framework's, the demo's

@@ -41,12 +41,16 @@ class Deployment:
 
 @contextmanager
 def two_gates(
-    workdir: Path, env: Mapping[str, str], mqant: Mapping[str, object]
+    workdir: Path,
+    env: Mapping[str, str],
+    mqant: Mapping[str, object],
+    more_modules: Mapping[str, object] | None = None,
 ) -> Iterator[Deployment]:
     """The deployment in ``workdir`` with ``env`` (REDIS_URL, DATABASE_URL...) and the gates'
-    ``mqant`` settings; stopped after, and no gate may have logged a traceback."""
+    ``mqant`` settings, ``more_modules`` (entries of server.json's "Module") in the module
+    process too; stopped after, and no gate may have logged a traceback."""
     conf = workdir / "server.json"
-    conf.write_text(json.dumps(DEPLOYMENT))
+    conf.write_text(json.dumps({"Module": {**DEPLOYMENT["Module"], **(more_modules or {})}}))
     env = {**env, "MQANT_CONFIG": str(conf)}
     gates: list[ServerProcess] = []
     modules = ModulesProcess(workdir, {**os.environ, **env}, "modules1")

@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from gate import inbox as inbox_module
 from gate.inbox import Inbox
 from gate.inorder import InOrder
-from mqant import owners, runtime
+from mqant import Session, owners, runtime
 from mqant.ops import Deliver, encode_deliver
 
 
@@ -87,3 +87,64 @@ async def test_group_memberships_are_renewed(monkeypatch: pytest.MonkeyPatch):
         assert "mqant.group.renewed" not in layer.groups
     finally:
         await stop()
+
+
+class Writer:
+    """Stands in for a connection: records each write of several PUBLISHes."""
+
+    def __init__(self, key: str) -> None:
+        self.writes: list[list[tuple[str, bytes]]] = []
+        self.session = Session(
+            ip="127.0.0.1", network="tcp", session_id=key, server_id="g", channel=key
+        )
+
+    def group_names(self) -> list[str]:
+        return []
+
+    async def deliver_many(self, packets: Any) -> None:
+        self.writes.append(list(packets))
+
+
+async def test_a_batch_is_one_message_per_gate_and_one_write_per_connection(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+):
+    settings.MQANT = {**settings.MQANT, "RPC_LOCAL_SHORTCUT": False}  # as from elsewhere
+    box = await started_inbox()
+    try:
+        a, b = Writer("a"), Writer("b")
+        box.register("a", a)  # type: ignore[arg-type]
+        box.register("b", b)  # type: ignore[arg-type]
+        layer = get_channel_layer()
+        sent: list[dict[str, Any]] = []
+        real_send = layer.send
+
+        async def counted(channel: str, message: dict[str, Any]) -> None:
+            sent.append(message)
+            await real_send(channel, message)
+
+        monkeypatch.setattr(layer, "send", counted)
+        await owners.deliver_batches(
+            {
+                box.address("a"): [("G/OnMove", b"1"), ("G/OnAdd", b"2")],
+                box.address("b"): [("G/OnMove", b"1")],
+                box.address("gone"): [("G/OnMove", b"1")],  # dropped at the gate
+                "": [("G/OnMove", b"1")],  # no connection: nowhere to send
+            }
+        )
+        async with asyncio.timeout(3):
+            while not (a.writes and b.writes):
+                await asyncio.sleep(0.01)
+        assert [m["type"] for m in sent if m["type"].startswith("gate.")] == ["gate.batch"]
+        assert a.writes == [[("G/OnMove", b"1"), ("G/OnAdd", b"2")]]
+        assert b.writes == [[("G/OnMove", b"1")]]
+    finally:
+        await stop()
+
+
+def test_a_malformed_batch_is_no_event():
+    from mqant.ops import Batch, decode_event, encode_batch
+
+    batch = Batch((("k", (("t", b"p"),)),))
+    assert decode_event(dict(encode_batch(batch))) == batch
+    for items in ([["k", [["t", "text"]]]], [[1, [["t", b"p"]]]], [["k"]], "x", None):
+        assert decode_event({"type": "gate.batch", "items": items}) is None

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import pytest
 from django.test import override_settings
 
-from mqant import Module, Session, owners
+from mqant import Module, RemoteError, ServiceNotFound, ServiceUnavailable, Session, owners
 from mqant.tables import (
     NO_SUCH_TABLE,
     QUEUE_FULL,
@@ -101,6 +101,7 @@ class Counter(Table):
 
 class Ticking(Counter):
     tick_interval = TICK
+    tick_phase = 0.0  # the frames fall on the clock's steps
 
 
 Sessions = dict[str, tuple[Session, Owner]]
@@ -193,6 +194,26 @@ async def test_ticks_keep_their_cadence_and_events_wait_for_the_next_frame() -> 
     assert table.log == [("start", 1), ("end", 1)]
     assert table.updates[1:] == [TICK] * 10
     assert max(table.lateness) < TICK / 4 + 1e-9
+    await rooms.stop()
+
+
+async def test_tables_made_together_tick_at_phases_of_their_own() -> None:
+    class Spread(Counter):
+        tick_interval = TICK
+
+    rooms, clock = room(Spread)
+    tables = [rooms.create() for _ in range(8)]
+    await settle()
+    starts: dict[int, float] = {}
+    for _ in range(128):  # two intervals, in 128 steps: when does each table's second frame run
+        await clock.advance(TICK / 64)
+        for table in tables:
+            if table.frame == 2:
+                starts.setdefault(table.table_id, clock.now())
+    assert len(starts) == 8
+    assert len(set(starts.values())) > 4  # spread over the interval, not all at once
+    for table in tables:
+        assert max(table.lateness) <= TICK / 64 + 1e-9
     await rooms.stop()
 
 
@@ -445,3 +466,132 @@ async def test_one_sessions_flood_fills_its_own_share_not_the_whole_queue(
     assert [v for what, v in table.log if what == "end"] == [0, 1, 2, 10]
     table.put_queue("add", flood, 4)  # its share is free again after the frame
     await rooms.stop()
+
+
+def test_an_event_may_not_hide_the_tables_own_methods() -> None:
+    with pytest.raises(TypeError, match=r"hides Table\.join"):
+
+        class Clash(Table):
+            @event()
+            async def join(self, session: Session) -> Player:
+                raise AssertionError
+
+
+def test_the_latest_frame_is_kept_for_ten_seconds_whoever_scrapes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mqant import metrics, tables
+
+    latest = tables._Latest()
+    now = [5000.0]
+    monkeypatch.setattr("mqant.tables.time.monotonic", lambda: now[0])
+    gauge = metrics.TABLE_TICK_LATENESS_MAX.child()
+    latest.note(5000.2, 0.004)
+    latest.note(5001.5, 0.001)
+    latest.gather()
+    assert gauge.value == 0.004
+    latest.gather()  # a second scrape reads the same
+    assert gauge.value == 0.004
+    now[0] = 5010.5
+    latest.note(5010.5, 0.002)
+    latest.gather()
+    assert gauge.value == 0.002  # the 4 ms frame is more than 10 s old
+    now[0] = 5030.0
+    latest.gather()
+    assert gauge.value == 0.0
+
+
+async def test_a_join_after_its_connections_end_or_without_one_is_refused(
+    sessions: Sessions,
+) -> None:
+    rooms, _ = room(Counter)
+    table = rooms.create()
+    ann, _ = connect(sessions, "ann")
+    await rooms.session_closed(ann)  # heard of before the join's event ran
+    with pytest.raises(TableError, match="no live connection"):
+        await table.call("sit", ann)
+    rest = Session(ip="", network="http", session_id="r", server_id="", channel="", user_id="x")
+    with pytest.raises(TableError, match="no live connection"):
+        await table.call("sit", rest)
+    assert table.players == {}
+    await rooms.stop()
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ({"capacity": "16"}, "must be a number"),
+        ({"capacity": 1.5}, "whole number"),
+        ({"seat_timeout": -1}, "at least 0"),
+        ({"tick_interval": 0}, "positive"),
+        ({"idle_timeout": None}, "may not be null"),
+        ({"capacity": True}, "must be a number"),
+        ({"colour": 3}, "is unknown"),
+    ],
+)
+async def test_a_room_modules_table_settings_are_checked_at_start(
+    table: dict[str, Any], problem: str
+) -> None:
+    from mqant.tables import RoomModule
+
+    class Games(RoomModule):
+        module_type = "Games"
+        table_class = Counter
+
+    with pytest.raises(ValueError, match=problem):
+        await Games().on_init({"Table": table})
+    module = Games()
+    await module.on_init({"Table": {"capacity": 4, "tick_interval": None, "seat_timeout": 2.5}})
+    made = module.room.create()
+    assert (made.capacity, made.tick_interval, made.seat_timeout) == (4, None, 2.5)
+    await module.room.stop()
+
+
+async def test_phases_do_not_drift_when_their_timers_run_late() -> None:
+    class Turns(Counter):
+        async def on_create(self) -> None:
+            await super().on_create()
+            self.entered: list[tuple[str, float]] = []
+            self.phases = Phases(
+                self,
+                [Phase("A", 1.0, "B"), Phase("B", 1.0, "A")],
+                lambda name: self.entered.append((name, self.clock.now())),
+            )
+
+        @event()
+        async def start(self, session: None) -> None:
+            await self.phases.go("A")
+
+    rooms, clock = room(Turns)
+    table = rooms.create()
+    t0 = clock.now()
+    await table.call("start", None)
+    for _ in range(4):
+        await clock.advance(1.3)  # each timer runs 0.3 s late, or more
+    # Due at 1, 2, 3, 4 and 5 s, whatever the timers' lateness (counted from when each
+    # timer ran, the fifth phase would begin at 5.2 s and end at 6.5 s).
+    assert [name for name, _ in table.entered] == ["A", "B", "A", "B", "A", "B"]
+    assert table.phases.remaining() == pytest.approx(t0 + 6.0 - clock.now())
+    await rooms.stop()
+
+
+@pytest.mark.parametrize(
+    ("failure", "seen"),
+    [
+        (ServiceNotFound("Service(type:Game@ffff) not found"), NO_SUCH_TABLE),
+        (ServiceUnavailable.for_node("Game@ffff"), NO_SUCH_TABLE),  # its process died
+        (ServiceUnavailable("Redis unavailable"), "Redis unavailable"),  # it may come back
+        (RemoteError(TABLE_FINISHED), TABLE_FINISHED),  # the owner's refusal, as it said it
+    ],
+)
+async def test_a_table_on_another_node_answers_as_its_node_can(
+    monkeypatch: pytest.MonkeyPatch, failure: Exception, seen: str
+) -> None:
+    async def rpc(*args: Any, **kw: Any) -> Any:
+        raise failure
+
+    monkeypatch.setattr("mqant.tables.rpc_call", rpc)
+    rooms, _ = room(Counter)
+    with pytest.raises(Exception, match=seen) as refused:
+        await rooms.call("BR:Game@ffff:1:1", "add", None, 1)
+    assert isinstance(refused.value, TableError) == (seen != "Redis unavailable")
