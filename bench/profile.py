@@ -19,6 +19,8 @@ from pathlib import Path
 from bench import scenarios
 from bench.servers import start_server
 
+SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+
 
 def summarise(collapsed: Path, top: int) -> str:
     """The top functions of py-spy's collapsed stacks: own samples and inclusive samples."""
@@ -49,6 +51,20 @@ def _short(frame: str) -> str:
     return f"{name} ({short})"
 
 
+def spy(
+    pid: int, seconds: float, output: Path, *, native: bool = False
+) -> "subprocess.Popen[bytes]":
+    """Start py-spy sampling process ``pid`` for ``seconds`` (whole, at least one) into
+    ``output`` (collapsed stacks, for ``summarise``); wait for the Popen returned."""
+    command = [
+        SPY, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
+        "--duration", str(max(1, int(seconds))), "--output", str(output), "--nonblocking",
+    ]  # fmt: skip
+    if native:
+        command.append("--native")
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenario", choices=("rr", "fanout", "idle"))
@@ -60,18 +76,11 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--native", action="store_true", help="C frames too (slower)")
     args = parser.parse_args()
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     server = start_server(args.target, args.asgi)
     try:
         endpoint = server.endpoint(args.transport)
         collapsed = Path(tempfile.mkdtemp()) / "profile.txt"
-        command = [
-            spy, "record", "--pid", str(server.pid), "--format", "raw", "--rate", "250",
-            "--duration", str(int(args.seconds)), "--output", str(collapsed), "--nonblocking",
-        ]  # fmt: skip
-        if args.native:
-            command.append("--native")
-        spying = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+        spying = spy(server.pid, args.seconds, collapsed, native=args.native)
         if args.scenario == "rr":
             load = scenarios.rr(endpoint, args.clients, args.seconds + 1, warmup=0.5)
         elif args.scenario == "fanout":
