@@ -14,6 +14,7 @@ Nothing starts on first use: a call made where no runtime runs fails with ``NoRu
 """
 
 import asyncio
+import gc
 import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol, TypeVar, cast
@@ -133,6 +134,8 @@ async def start(parts: Sequence[Part] = ()) -> Runtime:
     except BaseException:
         _current.remove(runtime)
         raise
+    if conf.get("GC_FREEZE"):
+        gc.freeze()
     return runtime
 
 
@@ -146,3 +149,4 @@ async def stop(timeout: float | None = None) -> None:
         await runtime.stop(timeout)
     finally:
         _current.remove(runtime)
+        gc.unfreeze()  # what was frozen at start may be collected again
