@@ -293,6 +293,7 @@ class Table:
         self.skipped_frames = 0
         self._queue: deque[_Queued] = deque()
         self._queued_by: dict[str, int] = {}  # session id → its events waiting
+        self._away: set[str] = set()  # the keys of the players whose seat is kept
         self._handlers: dict[str, Callable[..., Any]] = {
             name: getattr(self, attr) for name, attr in self._events.items()
         }
@@ -410,6 +411,7 @@ class Table:
         if player is not None:
             was_connected = player.connected
             player.session, player.connected, player.left_at = session, True, 0.0
+            self._away.discard(key)
             self.room._seat(player.session.session_id, self)
             if not was_connected:
                 await self.on_reconnect(player)
@@ -425,7 +427,9 @@ class Table:
 
     async def leave(self, session: Session) -> Player | None:
         """Take ``session``'s user from the table (call it from an event)."""
-        player = self.players.pop(player_key(session), None)
+        key = player_key(session)
+        player = self.players.pop(key, None)
+        self._away.discard(key)
         if player is None:
             return None
         self.room._unseat(player.session.session_id, self)
@@ -440,14 +444,18 @@ class Table:
             await self.leave(session)
             return
         player.connected, player.left_at = False, self.clock.now()
+        self._away.add(player.key)
         self.room._unseat(session.session_id, self)
         await self.on_disconnect(player)
 
     async def _expire_seats(self, now: float) -> None:
-        for player in list(self.players.values()):
-            expired = not player.connected and now - player.left_at >= self.seat_timeout
-            if expired and self.players.get(player.key) is player:
-                del self.players[player.key]
+        for key in list(self._away):
+            player = self.players.get(key)
+            if player is None or player.connected:
+                self._away.discard(key)
+            elif now - player.left_at >= self.seat_timeout:
+                self._away.discard(key)
+                del self.players[key]
                 await self.on_leave(player)
 
     # Sends: collected in the frame, written at its end
@@ -576,7 +584,7 @@ class Table:
             heapq.heappop(self._timers)
         if self._timers:
             deadlines.append(self._timers[0].when)
-        if self.seat_timeout > 0 and any(not p.connected for p in self.players.values()):
+        if self.seat_timeout > 0 and self._away:
             deadlines.append(self.clock.now() + min(1.0, self.seat_timeout))
         return min(deadlines, default=self.clock.now() + 3600.0)
 
@@ -609,7 +617,7 @@ class Table:
                 await self._run_callback(timer.fn)
             if self.finished:
                 return
-        if self.seat_timeout > 0:
+        if self._away:  # a frame looks at the kept seats only while there are some
             await self._expire_seats(now)
         if self.idle_timeout > 0 and now - self.last_event >= self.idle_timeout:
             self.last_event = now  # told once per idle period
