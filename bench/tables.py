@@ -19,7 +19,7 @@ the window checks that the moves are accepted).
 The measured window is bracketed by two scrapes of the server's ``/metrics`` (the server
 starts with ``MQANT_METRICS_TOKEN``): the tick lateness histogram's buckets (p50 and p99 as
 "≤ bucket bound", and the exact share of frames within 2 ms, the aim at 22 ms frames), the
-latest frame (``mqant_table_tick_lateness_max_seconds``, which the first scrape resets),
+latest frame (``mqant_table_tick_lateness_max_seconds``, the last 10 s, read every 5 s),
 skipped frames, the pushes the tables sent and the pushes dropped. The pushes the players
 received are counted over the same window moved on by a drain margin (``--drain``), so that
 every push sent in the window has that long to arrive: lost = sent - received. Server CPU
@@ -146,6 +146,8 @@ def total(series: Series, name: str) -> float:
 
 
 LATENESS = "mqant_table_tick_lateness_seconds"
+LATEST = "mqant_table_tick_lateness_max_seconds"  # the latest frame of the last 10 s
+LATEST_EVERY = 5.0  # seconds between two readings of it in a window
 
 
 def lateness(window: Series) -> dict[str, Any]:
@@ -326,6 +328,12 @@ class Window:
     cpu: float = 0.0
     own_cpu: float = 0.0
     moves: int = 0
+    latest: float = math.nan  # seconds: the latest frame read in the window
+
+    def note_latest(self, series: Series) -> None:
+        value = series.get((LATEST, ""), math.nan)
+        if not math.isnan(value) and not (value <= self.latest):
+            self.latest = value
 
 
 async def run(
@@ -378,15 +386,22 @@ async def run(
             await asyncio.sleep(warmup)
             loop = asyncio.get_running_loop()
             window.asked_before = dict(received)
-            window.before = await scrape(server.ws_port, token)  # resets the latest frame
+            window.before = await scrape(server.ws_port, token)
             opened = loop.time()
             cpu, own, moves = endpoint.server_cpu(), own_cpu_seconds(), movers.sent
             on_window(seconds)
             await asyncio.sleep(drain)
             window.drained_before = dict(received)
-            await asyncio.sleep(opened + seconds - loop.time())
+            # The latest frame: the server's gauge holds the last 10 s, so it is read every
+            # LATEST_EVERY seconds through the window (the first reading reaches back before
+            # the window by up to 10 - LATEST_EVERY seconds).
+            while (left := opened + seconds - loop.time()) > LATEST_EVERY:
+                await asyncio.sleep(LATEST_EVERY)
+                window.note_latest(await scrape(server.ws_port, token))
+            await asyncio.sleep(max(left, 0.0))
             window.asked_after = dict(received)
             window.after = await scrape(server.ws_port, token)
+            window.note_latest(window.after)
             window.seconds = loop.time() - opened
             window.cpu = endpoint.server_cpu() - cpu
             window.own_cpu = own_cpu_seconds() - own
@@ -467,8 +482,7 @@ def figures(
         frames_expected=frames,
         frames_per_table=late["frames_run"] / tables,
         **late,
-        late_max_ms=window.after.get(("mqant_table_tick_lateness_max_seconds", ""), math.nan)
-        * 1000,
+        late_max_ms=window.latest * 1000,
         frames_skipped=int(total(server, "mqant_table_frames_skipped_total")),
         moves=window.moves,
         moves_refused=refused,
