@@ -98,3 +98,14 @@ class ChatClient:
         except AssertionError:
             return True
         return False
+
+
+def mqant_place(server: Any, where: str) -> tuple[str, str, int]:
+    """(paho's transport, the path, the port) of a client placed as mqant's are: ``where``
+    is "tcp", a WebSocket path on the ASGI server's port, or "ws:" and a path on the gate's
+    own WebSocket port (``server``: a tests.e2e.server.ServerProcess)."""
+    if where == "tcp":
+        return "tcp", "/", server.tcp_port
+    if where.startswith("ws:"):
+        return "websockets", where.removeprefix("ws:"), server.ws_port
+    return "websockets", where, server.port

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.clients import ChatClient
+from tests.e2e.clients import ChatClient, mqant_place
 from tests.e2e.deployment import two_gates
 from tests.e2e.server import ServerProcess
 from tests.e2e.test_scale_out import until_ok
@@ -39,12 +39,7 @@ def robots(server: ServerProcess) -> Iterator[Callable[..., ChatClient]]:
     opened: list[ChatClient] = []
 
     def robot(where: str = "tcp", **habits: Any) -> ChatClient:
-        if where == "tcp":
-            transport, path, port = "tcp", "/", server.tcp_port
-        elif where.startswith("ws:"):
-            transport, path, port = "websockets", where.removeprefix("ws:"), server.ws_port
-        else:
-            transport, path, port = "websockets", where, server.port
+        transport, path, port = mqant_place(server, where)
         headers = {"Sec-Websocket-Protocol": "mqttv3.1"} if transport == "websockets" else None
         client = ChatClient(
             port, transport=transport, path=path, mqtt31=True, client_id="111",

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.clients import ChatClient
+from tests.e2e.clients import ChatClient, mqant_place
 from tests.e2e.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -35,12 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def mqant_client(server: ServerProcess, where: str, **habits: object) -> ChatClient:
     """A client as mqant's are written: ``where`` is "tcp", a WebSocket path on the ASGI
     server's port, or "ws:" and a path on the gate's own WebSocket port."""
-    if where == "tcp":
-        transport, path, port = "tcp", "/", server.tcp_port
-    elif where.startswith("ws:"):
-        transport, path, port = "websockets", where.removeprefix("ws:"), server.ws_port
-    else:
-        transport, path, port = "websockets", where, server.port
+    transport, path, port = mqant_place(server, where)
     return ChatClient(
         port,
         transport=transport,
