@@ -32,14 +32,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from mqant import HandlerError, RPCError, Session, handler, register_module
-from mqant.tables import QueueFull, RoomModule, TableError, TooManyTables, parse_big_room_id
-from xaxb.table import BAD_TARGET, XaXbTable
+from mqant.tables import (
+    QueueFull,
+    RoomModule,
+    TableError,
+    TooManyTables,
+    parse_big_room_id,
+)
+from mqant.tables import (
+    player_key as key_of,
+)
+from xaxb.table import BAD_TARGET, HANDOUT_HOLD, XaXbTable
 
 NO_TABLE = "There is no available table"
 ENTER_FIRST = "Enter a table first"
 BAD_ROOM = "BigRoomId must be the string HD_GetUsableTable answered"
 NO_CONNECTION = "XaXb is played over MQTT: a table needs a connection to push to"
 ROOM_SETTING = "BigRoomId"  # the session setting naming the table the session entered
+TOO_MANY_HELD = "Too many tables asked for from your address: enter one, or try again shortly"
+HANDOUTS_PER_ADDRESS = 16  # seats held at once for one address (each for HANDOUT_HOLD s)
+MAX_ADDRESSES = 10_000  # addresses remembered before the expired ones are swept
 
 
 @dataclass
@@ -61,6 +73,10 @@ class XaXb(RoomModule):
     table_class = XaXbTable
     max_tables = 1000
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._holds: dict[str, list[float]] = {}  # address → until when each of its holds
+
     @handler("HD_GetUsableTable")
     async def get_usable_table(self, session: Session, msg: dict[str, Any] | bytes) -> Any:
         """A table of this node with a seat for the session, held for it a few seconds
@@ -69,8 +85,26 @@ class XaXb(RoomModule):
             table = self.room.usable_table(lambda table: table.free_for(session))
         except TooManyTables:
             raise HandlerError(NO_TABLE) from None
+        if key_of(session) not in table.players and not self._hold_for(session):
+            raise HandlerError(TOO_MANY_HELD)
         table.hand_out(session)
         return {"BigRoomId": table.big_room_id}
+
+    def _hold_for(self, session: Session) -> bool:
+        """Whether one more seat may be held for a client at ``session``'s address: at
+        most HANDOUTS_PER_ADDRESS in HANDOUT_HOLD seconds, so that one client with many
+        connections cannot hold every table of the node."""
+        now = self.room.clock.now()
+        if len(self._holds) > MAX_ADDRESSES:  # past the bound, the old entries go
+            self._holds = {ip: [t for t in ts if t > now] for ip, ts in self._holds.items()}
+            self._holds = {ip: ts for ip, ts in self._holds.items() if ts}
+        holds = [t for t in self._holds.get(session.ip, []) if t > now]
+        if len(holds) >= HANDOUTS_PER_ADDRESS:
+            self._holds[session.ip] = holds
+            return False
+        holds.append(now + HANDOUT_HOLD)
+        self._holds[session.ip] = holds
+        return True
 
     @handler("HD_Enter", message=RoomRequest, invalid=BAD_ROOM)
     async def enter(self, session: Session, msg: RoomRequest) -> Any:

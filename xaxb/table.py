@@ -105,12 +105,21 @@ class XaXbTable(Table):
         return len(self.players) + self._held(but=session.session_id) < self.capacity
 
     def hand_out(self, session: Session) -> None:
-        """Hold a seat for ``session`` for HANDOUT_HOLD seconds."""
+        """Hold a seat for ``session`` for HANDOUT_HOLD seconds; a table nobody entered
+        once its holds ran out finishes then (``_unclaimed``), so that asking for tables
+        without entering them leaves none behind."""
         if key_of(session) in self.players:
             return
         now = self.clock.now()
         self.handouts = {sid: until for sid, until in self.handouts.items() if until > now}
         self.handouts[session.session_id] = now + HANDOUT_HOLD
+        self.after(HANDOUT_HOLD, self._unclaimed)
+
+    def _unclaimed(self) -> None:
+        now = self.clock.now()
+        held = any(until > now for until in self.handouts.values())
+        if not self.players and not held and self.state == INITIALIZED:
+            self.finish()
 
     def _held(self, but: str) -> int:
         now = self.clock.now()

@@ -428,3 +428,45 @@ async def test_a_user_back_within_the_seat_timeout_is_told_where_the_game_is(
     await clock.advance(2.5, step=0.5)
     assert table.finished  # bob's seat ran out: the game cannot go on
     assert [t for t, _ in back.pushes()][-2:] == ["XaXb/OnPause", "XaXb/OnStop"]
+
+
+async def test_a_table_nobody_entered_finishes_when_its_holds_run_out(sessions: Sessions) -> None:
+    rooms, clock = xaxb_room()
+    module = rooms.module
+    assert isinstance(module, XaXb)
+    asker = Client(sessions).session
+    first = (await module.get_usable_table(asker, {}))["BigRoomId"]
+    table = rooms.table_for(first)
+    await clock.advance(5.0, step=STEP)
+    again = Client(sessions).session
+    assert (await module.get_usable_table(again, {}))["BigRoomId"] == first  # holds it on
+    await clock.advance(5.0 + STEP, step=STEP)
+    assert not table.finished  # the second hold still runs
+    await clock.advance(5.0, step=STEP)
+    assert table.finished
+    assert len(rooms) == 0
+    entered = (await module.get_usable_table(asker, {}))["BigRoomId"]
+    await rooms.table_for(entered).call("enter", asker)
+    await clock.advance(20.0, step=0.5)
+    assert not rooms.table_for(entered).finished  # entered: it waits for a partner
+    await rooms.stop()
+
+
+async def test_one_address_holds_a_bounded_number_of_seats(sessions: Sessions) -> None:
+    from xaxb.modules import HANDOUTS_PER_ADDRESS, TOO_MANY_HELD
+
+    rooms, clock = xaxb_room()
+    module = rooms.module
+    assert isinstance(module, XaXb)
+    asked = [Client(sessions).session for _ in range(HANDOUTS_PER_ADDRESS + 1)]
+    for session in asked[:-1]:
+        await module.get_usable_table(session, {})
+    assert len(rooms) == HANDOUTS_PER_ADDRESS // 2
+    with pytest.raises(HandlerError, match=TOO_MANY_HELD):
+        await module.get_usable_table(asked[-1], {})
+    other = Client(sessions).session
+    other.ip = "10.0.0.9"
+    await module.get_usable_table(other, {})  # another address is served
+    await clock.advance(10.0 + STEP)
+    await module.get_usable_table(asked[-1], {})  # the holds ran out: served again
+    await rooms.stop()
