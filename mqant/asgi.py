@@ -137,6 +137,7 @@ class MqantApplication:
             await runtime.start(self.parts())
         for hook in self.on_startup:
             await hook()
+        runtime.freeze_start()
 
     def _start_soon(self) -> None:
         loop = asyncio.get_event_loop()  # the reactor's, not running yet

@@ -29,7 +29,7 @@ from mqant.dependencies import REDIS
 from mqant.looplag import LoopLag
 from mqant.replies import ReplyRouter
 
-__all__ = ["NoRuntime", "Part", "Runtime", "current", "get", "start", "stop"]
+__all__ = ["NoRuntime", "Part", "Runtime", "current", "freeze_start", "get", "start", "stop"]
 
 logger = logging.getLogger(__name__)
 
@@ -134,9 +134,17 @@ async def start(parts: Sequence[Part] = ()) -> Runtime:
     except BaseException:
         _current.remove(runtime)
         raise
-    if conf.get("GC_FREEZE"):
-        gc.freeze()
     return runtime
+
+
+def freeze_start() -> None:
+    """A server process's start is over: move what it made (Django, the modules, the
+    runtime) out of the garbage collector's sight (``MQANT["GC_FREEZE"]``), so that a full
+    collection walks only what came since. The garbage is collected first: frozen, it would
+    stay, with whatever it holds (an open cursor, a lock). ``stop`` gives it all back."""
+    if conf.get("GC_FREEZE"):
+        gc.collect()
+        gc.freeze()
 
 
 async def stop(timeout: float | None = None) -> None:

@@ -101,6 +101,7 @@ async def _serve(
     loop: asyncio.AbstractEventLoop, stopping: asyncio.Event, shutdown_timeout: float | None
 ) -> None:
     await runtime.start()
+    runtime.freeze_start()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
