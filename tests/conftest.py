@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from gate import process
@@ -37,7 +38,15 @@ async def mqant_started() -> AsyncIterator[App]:
     test's event loop and stopped after it; yields its app."""
     app = (await runtime.start(process.parts())).app
     yield app
+    await stop_runtime()
+
+
+async def stop_runtime() -> None:
+    """Stop the test's runtime, wait for the ORM work its tasks left in Channels' database
+    thread (a query still running there holds its table of the shared in-memory SQLite, and
+    the test's database flush would find it locked), and empty the channel layer."""
     await runtime.stop()
+    await sync_to_async(lambda: None)()  # thread-sensitive: after what that thread runs
     await get_channel_layer().flush()
 
 

@@ -12,6 +12,7 @@ from chat.modules import Chat
 from gate import process
 from mqant import Session, call, owners, runtime
 from tests.api.fakes import FakeConnection
+from tests.conftest import stop_runtime
 
 
 @pytest.fixture(autouse=True)
@@ -41,8 +42,7 @@ async def start_chat(settings: Any) -> AsyncIterator[StartChat]:
         return next(module for module, _ in app.modules if isinstance(module, Chat))
 
     yield start
-    await runtime.stop()
-    await get_channel_layer().flush()
+    await stop_runtime()
 
 
 class User:
