@@ -17,7 +17,7 @@ from channels.layers import get_channel_layer
 
 from mqant import conf, current, metrics
 from mqant.dependencies import layer_failure, refuse_while_redis_down
-from mqant.errors import RemoteError
+from mqant.errors import RemoteError, ServiceUnavailable
 from mqant.ops import (
     Batch,
     Deliver,
@@ -121,12 +121,22 @@ async def deliver(channel: str, topic: str, payload: bytes) -> None:
     await _send(process, encode_deliver(Deliver(key, topic, payload)))
 
 
+# A gate process's channel → its connections' keys, each with its packets.
+Batches = dict[str, list[tuple[str, tuple[Packet, ...]]]]
+
+
 async def deliver_batches(packets: dict[str, list[Packet]]) -> None:
     """Send each connection (by channel) its PUBLISHes, written at once: one channel-layer
     message to each gate process, whatever the number of its connections and packets (a
-    table's frame). A connection in this process is written directly; one that is gone drops
-    its packets."""
-    by_process: dict[str, list[tuple[str, tuple[Packet, ...]]]] = {}
+    table's frame). ``deliver_local`` then ``send_batches``."""
+    await send_batches(await deliver_local(packets))
+
+
+async def deliver_local(packets: dict[str, list[Packet]]) -> Batches:
+    """Write the packets of this process's connections (``packets``: by channel); return
+    the others, by the gate process to send them to (``send_batches``). A connection that is
+    gone drops its packets."""
+    by_process: Batches = {}
     for channel, sent in packets.items():
         if not channel or not sent:
             continue
@@ -136,13 +146,31 @@ async def deliver_batches(packets: dict[str, list[Packet]]) -> None:
             continue
         process, key = split(channel)
         by_process.setdefault(process, []).append((key, tuple(sent)))
+    return by_process
+
+
+async def send_batches(by_process: Batches) -> None:
+    """One ``gate.batch`` message to each gate process. A process the channel layer cannot
+    reach (Redis down: logged once per outage) drops its packets, counted as
+    ``unavailable``; raises only for a layer failure that is no known dependency's."""
     for process, items in by_process.items():
-        await _send(process, encode_batch(Batch(tuple(items))))
+        try:
+            await _send(process, encode_batch(Batch(tuple(items))), batch_size(items))
+        except ServiceUnavailable:
+            metrics.PUSHES_DROPPED.child("unavailable").add(batch_size(items))
+
+
+def batch_size(items: list[tuple[str, tuple[Packet, ...]]]) -> int:
+    """The PUBLISHes of a gate process's batch."""
+    return sum(len(sent) for _, sent in items)
 
 
 async def _send(
-    channel: str, message: GateSendMessage | SessionOpMessage | GateBatchMessage
+    channel: str,
+    message: GateSendMessage | SessionOpMessage | GateBatchMessage,
+    pushes: int = 1,
 ) -> None:
+    """Send ``message`` (``pushes`` PUBLISHes) to a gate process's channel."""
     refuse_while_redis_down()
     try:
         await get_channel_layer().send(channel, message)
@@ -150,7 +178,7 @@ async def _send(
         # Nobody reads that channel fast enough (or at all: the connection is gone).
         # Delivery is best effort, as group sends are; the sender must not fail for it.
         logger.debug("dropped %s to %s: channel full", message["type"], channel)
-        metrics.PUSHES_DROPPED.child("channel_full").add()
+        metrics.PUSHES_DROPPED.child("channel_full").add(pushes)
     except Exception as err:
         raise layer_failure(err) from err
 

@@ -49,6 +49,9 @@ from mqant.session import Session, encode_body
 
 logger = logging.getLogger(__name__)
 
+# Seconds a finished table waits for its last frame's pushes to other gate processes.
+SEND_WAIT_AT_END = 1.0
+
 # Errors a client reads (the handler's "Error").
 QUEUE_FULL = "The table is busy: its queue is full"
 TABLE_FINISHED = "The table has finished"
@@ -289,7 +292,7 @@ class Table:
         self.players: dict[str, Player] = {}
         self.finished = False
         self.frame = 0
-        self.lateness: deque[float] = deque(maxlen=4096)  # the recent frames' lateness
+        self.lateness: deque[float] = deque(maxlen=64)  # the recent frames' lateness
         self.skipped_frames = 0
         self._queue: deque[_Queued] = deque()
         self._queued_by: dict[str, int] = {}  # session id → its events waiting
@@ -301,6 +304,7 @@ class Table:
         self._timers: list[Timer] = []
         self._timer_order = itertools.count()
         self._outgoing: dict[str, list[Packet]] = {}  # channel → the frame's packets
+        self._sending: asyncio.Task[None] | None = None  # the last frame's remote packets
         self._wake = asyncio.Event()
         self._wakeup: TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
@@ -486,13 +490,25 @@ class Table:
             return
         outgoing, self._outgoing = self._outgoing, {}
         sent = sum(len(packets) for packets in outgoing.values())
+        metrics.TABLE_PUSHES.child().add(sent)
+        remote = await owners.deliver_local(outgoing)
+        if not remote:
+            return
+        # Other gate processes' packets go in a task of their own, one frame's at a time:
+        # a slow or hung channel layer drops frames (counted), it does not stop the tick.
+        if self._sending is not None and not self._sending.done():
+            lost = sum(owners.batch_size(items) for items in remote.values())
+            metrics.PUSHES_DROPPED.child("unavailable").add(lost)
+            return
+        self._sending = asyncio.get_running_loop().create_task(self._send_remote(remote))
+
+    async def _send_remote(self, remote: owners.Batches) -> None:
         try:
-            await owners.deliver_batches(outgoing)
-        except Exception as err:  # the channel layer is down: this frame's pushes are lost
-            metrics.PUSHES_DROPPED.child("channel_full").add(sent)
+            await owners.send_batches(remote)  # Redis down: counted there, logged once
+        except Exception as err:  # a layer failure that is no known dependency's
+            lost = sum(owners.batch_size(items) for items in remote.values())
+            metrics.PUSHES_DROPPED.child("unavailable").add(lost)
             logger.warning("%r: a frame's pushes were lost: %s", self, err)
-        else:
-            metrics.TABLE_PUSHES.child().add(sent)
 
     # The table's life
 
@@ -530,6 +546,9 @@ class Table:
             metrics.TABLES_OPEN.child().add(-1)
             with contextlib.suppress(Exception):
                 await self.flush()
+            if self._sending is not None:  # the last frames' pushes, for a bounded time
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(self._sending), SEND_WAIT_AT_END)
             try:
                 await self.on_destroy()
             except Exception:
