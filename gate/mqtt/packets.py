@@ -1,15 +1,21 @@
-"""MQTT 3.1 and 3.1.1 control packets as frozen dataclasses.
+"""MQTT 3.1, 3.1.1 and 5.0 control packets as frozen dataclasses.
 
 The packets hold decoded values only; the wire layout lives in :mod:`gate.mqtt.codec`.
 Each class name, upper-cased, is the packet's name in the specification (``PubRel`` is PUBREL).
+The 5.0 fields (``properties``, ``reason_code``, ``reason_codes``) come last, with defaults
+that mean "absent": a 3.1.1 packet leaves them so, and the codec refuses to write a 3.1.1
+packet that sets them.
 """
 
 from dataclasses import dataclass
 
+from gate.mqtt.properties import NO_PROPERTIES, Properties
+
 # The (protocol name, protocol level) pairs this package speaks.
 MQTT_3_1 = ("MQIsdp", 3)
 MQTT_3_1_1 = ("MQTT", 4)
-SUPPORTED_PROTOCOLS = frozenset({MQTT_3_1, MQTT_3_1_1})
+MQTT_5 = ("MQTT", 5)
+SUPPORTED_PROTOCOLS = frozenset({MQTT_3_1, MQTT_3_1_1, MQTT_5})
 
 # CONNACK return codes (MQTT 3.1.1, section 3.2.2.3; the same values in 3.1).
 ACCEPTED = 0
@@ -38,14 +44,18 @@ class Connect:
     will_message: bytes | None = None
     will_qos: int = 0
     will_retain: bool = False
+    properties: Properties = NO_PROPERTIES
+    will_properties: Properties = NO_PROPERTIES
 
 
 @dataclass(frozen=True, slots=True)
 class ConnAck:
-    """CONNACK: the server's answer to CONNECT."""
+    """CONNACK: the server's answer to CONNECT. ``return_code`` is the 5.0 reason code at
+    level 5 (0 accepts, 0x80 and up refuse)."""
 
     return_code: int
     session_present: bool = False
+    properties: Properties = NO_PROPERTIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,7 @@ class Publish:
     retain: bool = False
     dup: bool = False
     packet_id: int | None = None
+    properties: Properties = NO_PROPERTIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +76,8 @@ class PubAck:
     """PUBACK: acknowledges a QoS 1 PUBLISH."""
 
     packet_id: int
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +85,8 @@ class PubRec:
     """PUBREC: first answer to a QoS 2 PUBLISH."""
 
     packet_id: int
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +94,8 @@ class PubRel:
     """PUBREL: the sender releases a QoS 2 packet id."""
 
     packet_id: int
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,22 +103,29 @@ class PubComp:
     """PUBCOMP: completes the QoS 2 exchange."""
 
     packet_id: int
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
 
 
 @dataclass(frozen=True, slots=True)
 class Subscribe:
-    """SUBSCRIBE: (topic filter, requested QoS) pairs, at least one."""
+    """SUBSCRIBE: (topic filter, options) pairs, at least one. The options are the requested
+    QoS at levels 3-4; at level 5 the whole subscription options byte: QoS in bits 0-1, No
+    Local bit 2, Retain As Published bit 3, Retain Handling bits 4-5."""
 
     packet_id: int
     topics: tuple[tuple[str, int], ...]
+    properties: Properties = NO_PROPERTIES
 
 
 @dataclass(frozen=True, slots=True)
 class SubAck:
-    """SUBACK: one return code (granted QoS 0-2, or 0x80) per requested filter."""
+    """SUBACK: one return code (granted QoS 0-2, or 0x80; at level 5 any SUBACK reason
+    code) per requested filter."""
 
     packet_id: int
     return_codes: tuple[int, ...]
+    properties: Properties = NO_PROPERTIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +134,16 @@ class Unsubscribe:
 
     packet_id: int
     topics: tuple[str, ...]
+    properties: Properties = NO_PROPERTIES
 
 
 @dataclass(frozen=True, slots=True)
 class UnsubAck:
-    """UNSUBACK: acknowledges an UNSUBSCRIBE."""
+    """UNSUBACK: acknowledges an UNSUBSCRIBE; at level 5 with a reason code per filter."""
 
     packet_id: int
+    reason_codes: tuple[int, ...] = ()
+    properties: Properties = NO_PROPERTIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +158,19 @@ class PingResp:
 
 @dataclass(frozen=True, slots=True)
 class Disconnect:
-    """DISCONNECT: the client closes cleanly (its will is discarded)."""
+    """DISCONNECT: the client closes cleanly (its will is discarded); at level 5 either side
+    may send it, with a reason."""
+
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """AUTH (level 5 only, packet type 15): a step of enhanced authentication."""
+
+    reason_code: int = 0
+    properties: Properties = NO_PROPERTIES
 
 
 Packet = (
@@ -149,6 +188,7 @@ Packet = (
     | PingReq
     | PingResp
     | Disconnect
+    | Auth
 )
 
 
