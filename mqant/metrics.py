@@ -306,6 +306,13 @@ FANOUT_DELIVERIES = _counter(
 # "no_connection": its connection is gone; "closed": it is closing; "channel_full": the
 # channel layer's channel of its gate is full.
 PUSHES_DROPPED = _counter("mqant_pushes_dropped_total", "pushes not delivered", ["reason"])
+# Pushes queued for persistent MQTT sessions (mqant.queues) dropped, oldest first, for a
+# session's bound: "messages" (SESSION_QUEUE_MAX_MESSAGES) or "bytes" (SESSION_QUEUE_MAX_BYTES).
+SESSION_PUSHES_DROPPED = _counter(
+    "mqant_session_pushes_dropped_total",
+    "pushes dropped from persistent sessions' queues for their bounds",
+    ["bound"],
+)
 SLOW_CONSUMERS = _counter(
     "mqant_slow_consumers_total", "connections cut for MAX_OUTGOING_BYTES unread"
 )
