@@ -6,6 +6,8 @@ of a packet's properties: only those ``properties.ALLOWED`` for the packet, none
 the user properties (and the subscription identifiers of a PUBLISH), values in range.
 """
 
+import functools
+import operator
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -119,6 +121,23 @@ def read_properties(buf: bytearray, i: int, end: int, ptype: int) -> tuple[Prope
     stop = i + length
     if stop > end:
         raise w.malformed(f"Properties of {length} bytes run past the end of the packet")
+    if length <= SMALL:
+        return _parse_small(bytes(buf[i:stop]), ptype), stop
+    return _parse(buf, i, stop, ptype), stop
+
+
+# Properties of a few bytes repeat from packet to packet (a topic alias, a payload format, an
+# expiry): building a Properties costs more than parsing them (its 27 frozen fields), so the
+# sections up to SMALL bytes are parsed once. Errors are not cached: a bad one costs a parse.
+SMALL = 32
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_small(raw: bytes, ptype: int) -> Properties:
+    return _parse(bytearray(raw), 0, len(raw), ptype)
+
+
+def _parse(buf: bytearray, i: int, stop: int, ptype: int) -> Properties:
     allowed = _ALLOWED_SPECS[ptype]
     values: dict[str, Any] = {}
     while i < stop:
@@ -138,7 +157,7 @@ def read_properties(buf: bytearray, i: int, end: int, ptype: int) -> tuple[Prope
     fields: dict[str, Any] = {
         field: tuple(value) if isinstance(value, list) else value for field, value in values.items()
     }
-    return Properties(**fields), i
+    return Properties(**fields)
 
 
 def _not_allowed(ident: int, ptype: int) -> str:
@@ -187,10 +206,29 @@ def properties_bytes(props: Properties, ptype: int) -> bytes:
     """
     if props is NO_PROPERTIES:
         return _NO_LENGTH
+    key = (props, ptype)
+    try:
+        return _written[key]
+    except KeyError:
+        pass
+    except TypeError:  # a list where a tuple belongs: unhashable, written all the same
+        return _write_all(props, ptype)
+    data = _write_all(props, ptype)
+    if len(data) <= SMALL:  # the same few bytes again and again: a topic alias, say
+        if len(_written) >= 1024:
+            _written.clear()
+        _written[key] = data
+    return data
+
+
+_written: dict[tuple[Properties, int], bytes] = {}
+_all_values = operator.attrgetter(*(spec.field for spec in SPECS))
+
+
+def _write_all(props: Properties, ptype: int) -> bytes:
     allowed = ALLOWED[ptype]
     parts = []
-    for spec in SPECS:
-        value = getattr(props, spec.field)
+    for spec, value in zip(SPECS, _all_values(props), strict=True):
         if value is None or value == ():
             continue
         if spec.field not in allowed:

@@ -26,6 +26,7 @@ from gate.mqtt import (
     Subscribe,
     UnsubAck,
     Unsubscribe,
+    _props,
     encode,
     encode_publish,
 )
@@ -255,6 +256,38 @@ def test_properties_are_written_in_identifier_order():
     data = encode_publish("t", b"", properties=props, protocol_level=5)
     # property length 9: 0x01 0, 0x03 "c", 0x23 1
     assert data == b"\x30\x0d\x00\x01t\x09\x01\x00\x03\x00\x01c\x23\x00\x01"
+
+
+def test_small_property_sections_are_parsed_once():
+    data = encode_publish("", b"x", properties=Properties(topic_alias=9), protocol_level=5)
+    first, second = decode5(data + data)
+    assert isinstance(first, Publish)
+    assert isinstance(second, Publish)
+    assert first.properties == Properties(topic_alias=9)
+    assert second.properties is first.properties
+
+
+def test_a_bad_small_section_fails_every_time():
+    data = b"\x30\x06\x00\x01t\x02\x01\x02"  # payload_format_indicator 2
+    for _ in range(2):
+        with pytest.raises(ProtocolError, match="payload_format_indicator of 0-1"):
+            decode5(data)
+
+
+def test_the_written_properties_are_kept_for_small_sections_only_and_bounded():
+    _props._written.clear()
+    for alias in range(1, 1100):
+        encode_publish("", b"", properties=Properties(topic_alias=alias), protocol_level=5)
+    assert 0 < len(_props._written) <= 1024
+    _props._written.clear()
+    encode(PubAck(1, 0, Properties(reason_string="x" * 100)), 5)
+    assert not _props._written
+
+
+def test_unhashable_values_are_written_all_the_same():
+    listed = Properties(user_properties=[("a", "b")])  # type: ignore[arg-type]
+    tupled = Properties(user_properties=(("a", "b"),))
+    assert encode(PubAck(1, 0, listed), 5) == encode(PubAck(1, 0, tupled), 5)
 
 
 @pytest.mark.parametrize(("packet", "data"), GOLDEN)
