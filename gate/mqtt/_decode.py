@@ -169,7 +169,10 @@ def _publish5(flags: int, buf: bytearray, i: int, end: int) -> Publish:
     if qos:
         packet_id = _read_packet_id(buf, i, end, "PUBLISH")
         i += 2
-    properties, i = read_properties(buf, i, end, w.PUBLISH)
+    if i < end and not buf[i]:  # no properties: the common case, kept cheap
+        properties, i = NO_PROPERTIES, i + 1
+    else:
+        properties, i = read_properties(buf, i, end, w.PUBLISH)
     if topic:
         problem = w.topic_name_problem(topic)
         if problem is not None:

@@ -74,6 +74,12 @@ _ALLOWED_SPECS = {
 _WHERE = {**dict(enumerate(w.TYPE_NAMES)), WILL: "CONNECT will properties"}
 _NO_LENGTH = b"\x00"
 
+# Sections of a few bytes repeat from packet to packet (a topic alias, a payload format, an
+# expiry) and building a Properties costs more than parsing them (27 frozen fields): those of
+# up to SMALL bytes are read and written once, then found in a cache of at most 1024 (errors
+# are not cached: bad bytes cost a parse each time).
+SMALL = 32
+
 
 def _u8(buf: bytearray, i: int, end: int, what: str) -> tuple[int, int]:
     if i >= end:
@@ -124,12 +130,6 @@ def read_properties(buf: bytearray, i: int, end: int, ptype: int) -> tuple[Prope
     if length <= SMALL:
         return _parse_small(bytes(buf[i:stop]), ptype), stop
     return _parse(buf, i, stop, ptype), stop
-
-
-# Properties of a few bytes repeat from packet to packet (a topic alias, a payload format, an
-# expiry): building a Properties costs more than parsing them (its 27 frozen fields), so the
-# sections up to SMALL bytes are parsed once. Errors are not cached: a bad one costs a parse.
-SMALL = 32
 
 
 @functools.lru_cache(maxsize=1024)

@@ -93,15 +93,17 @@ def encode_publish(
         raise LocalProtocolError(f"Expected a PUBLISH qos of 0-2, got {qos}")
     if protocol_level == 5:
         if properties is None or properties is NO_PROPERTIES:
-            head += _NO_PROPERTY_LENGTH
+            props = _NO_PROPERTY_LENGTH
         else:
-            head += properties_bytes(properties, w.PUBLISH)
+            props = properties_bytes(properties, w.PUBLISH)
     elif protocol_level not in LEVELS or not (properties is None or is_empty(properties)):
         _check_level(protocol_level)
         raise LocalProtocolError(f"Expected no properties in PUBLISH at level {protocol_level}")
-    size = len(head) + len(payload)
+    else:
+        props = b""
+    size = len(head) + len(props) + len(payload)
     length = _SHORT_LENGTHS[size] if size < 128 else varint(size)
-    return b"".join((_PUBLISH_FIRST[dup << 3 | qos << 1 | retain], length, head, payload))
+    return b"".join((_PUBLISH_FIRST[dup << 3 | qos << 1 | retain], length, head, props, payload))
 
 
 def _has_alias(properties: Properties | None, protocol_level: int) -> bool:
