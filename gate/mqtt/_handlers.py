@@ -195,6 +195,11 @@ class PacketHandlers:
     def _on_publish_5(self, publish: Publish) -> Event | None:
         """Level 5, and manual acks at any level (a level 3-4 PUBLISH has no properties)."""
         self.publishes += 1
+        if publish.retain and self._level == 5:  # the CONNACK said retain_available 0
+            raise ProtocolError(
+                "Expected no retained PUBLISH (retain is not available), got one",
+                reasons.RETAIN_NOT_SUPPORTED,
+            )
         topic, props = publish.topic, publish.properties
         if props.topic_alias is not None:
             topic = self._resolve_alias(topic, props.topic_alias)

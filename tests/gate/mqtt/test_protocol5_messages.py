@@ -114,6 +114,23 @@ def test_a_response_topic_with_a_wildcard_is_a_protocol_error():
     assert replies(server) == [Disconnect(0x82, reason(str(info.value)))]
 
 
+# Retain, which the CONNACK said is not available
+
+
+def test_a_retained_publish_is_0x9a():
+    server = connected()
+    with pytest.raises(ProtocolError, match="Expected no retained PUBLISH") as info:
+        send(server, Publish("a", b"", retain=True))
+    assert info.value.reason_code == reasons.RETAIN_NOT_SUPPORTED
+    assert replies(server) == [Disconnect(0x9A, reason(str(info.value)))]
+
+
+def test_a_retained_publish_below_level_5_is_a_message():
+    server = connected_4(manual_acks=True)
+    events = server.receive_data(encode(Publish("a", b"", retain=True)))
+    assert events == [MessageReceived("a", b"", 0, True)]
+
+
 # Receive maximum
 
 
