@@ -1,10 +1,13 @@
-"""Sans-IO MQTT 3.1 (``MQIsdp``, level 3) and 3.1.1 (``MQTT``, level 4), standard library only.
+"""Sans-IO MQTT 3.1 (``MQIsdp``, level 3), 3.1.1 (``MQTT``, level 4) and 5.0 (``MQTT``,
+level 5), standard library only.
 
 Bytes in, packets out (:class:`Decoder`); packets in, bytes out (:func:`encode`); and a
-server-side connection state machine (:class:`ServerProtocol`) that turns bytes into events.
+server-side connection state machine (:class:`ServerProtocol`) that turns bytes into events,
+at the level each client's CONNECT asks for. 5.0's reason codes are in :mod:`reasons`.
 No sockets, no clocks, no framework.
 """
 
+from gate.mqtt import reasons
 from gate.mqtt.codec import Decoder, encode, encode_publish
 from gate.mqtt.errors import LocalProtocolError, PacketTooLarge, ProtocolError
 from gate.mqtt.events import (
@@ -13,6 +16,7 @@ from gate.mqtt.events import (
     Disconnected,
     Event,
     MessageReceived,
+    PublishAcknowledged,
     Subscribed,
     Unsubscribed,
 )
@@ -22,11 +26,13 @@ from gate.mqtt.packets import (
     IDENTIFIER_REJECTED,
     MQTT_3_1,
     MQTT_3_1_1,
+    MQTT_5,
     NOT_AUTHORIZED,
     SERVER_UNAVAILABLE,
     SUBSCRIPTION_FAILURE,
     SUPPORTED_PROTOCOLS,
     UNACCEPTABLE_PROTOCOL_VERSION,
+    Auth,
     ConnAck,
     Connect,
     Disconnect,
@@ -44,7 +50,8 @@ from gate.mqtt.packets import (
     Unsubscribe,
     packet_name,
 )
-from gate.mqtt.protocol import ServerProtocol, State
+from gate.mqtt.properties import NO_PROPERTIES, Properties
+from gate.mqtt.protocol import PublishTooLarge, ServerProtocol, State
 
 __all__ = [
     "ACCEPTED",
@@ -52,11 +59,14 @@ __all__ = [
     "IDENTIFIER_REJECTED",
     "MQTT_3_1",
     "MQTT_3_1_1",
+    "MQTT_5",
     "NOT_AUTHORIZED",
+    "NO_PROPERTIES",
     "SERVER_UNAVAILABLE",
     "SUBSCRIPTION_FAILURE",
     "SUPPORTED_PROTOCOLS",
     "UNACCEPTABLE_PROTOCOL_VERSION",
+    "Auth",
     "ConnAck",
     "Connect",
     "Connected",
@@ -71,12 +81,15 @@ __all__ = [
     "PacketTooLarge",
     "PingReq",
     "PingResp",
+    "Properties",
     "ProtocolError",
     "PubAck",
     "PubComp",
     "PubRec",
     "PubRel",
     "Publish",
+    "PublishAcknowledged",
+    "PublishTooLarge",
     "ServerProtocol",
     "State",
     "SubAck",
@@ -88,4 +101,5 @@ __all__ = [
     "encode",
     "encode_publish",
     "packet_name",
+    "reasons",
 ]

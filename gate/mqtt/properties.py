@@ -1,10 +1,13 @@
 """MQTT 5.0 properties (section 2.2.2): one frozen dataclass holds any packet's.
 
 A field left at its default (None, or an empty tuple) is absent on the wire. Which property a
-packet may carry is in ``ALLOWED`` (by packet type number); the codec refuses the others.
+packet may carry is in ``ALLOWED`` (by packet type number, and ``WILL`` for the will
+properties of CONNECT); the codec refuses the others.
 """
 
 from dataclasses import dataclass
+
+from gate.mqtt import _wire as w
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +46,64 @@ class Properties:
 
 
 NO_PROPERTIES = Properties()
+
+WILL = 0
+"""``ALLOWED``'s key for the will properties of a CONNECT (no packet type is 0)."""
+
+_MESSAGE = frozenset(
+    {
+        "payload_format_indicator",
+        "message_expiry_interval",
+        "content_type",
+        "response_topic",
+        "correlation_data",
+        "user_properties",
+    }
+)
+_REASON = frozenset({"reason_string", "user_properties"})
+_AUTH = frozenset({"authentication_method", "authentication_data"})
+
+# Section 2.2.2.2, table 2-4: the properties each packet (and a CONNECT's will) may carry.
+ALLOWED: dict[int, frozenset[str]] = {
+    w.CONNECT: _AUTH
+    | {
+        "session_expiry_interval",
+        "request_problem_information",
+        "request_response_information",
+        "receive_maximum",
+        "topic_alias_maximum",
+        "user_properties",
+        "maximum_packet_size",
+    },
+    w.CONNACK: _AUTH
+    | _REASON
+    | {
+        "session_expiry_interval",
+        "assigned_client_identifier",
+        "server_keep_alive",
+        "response_information",
+        "server_reference",
+        "receive_maximum",
+        "topic_alias_maximum",
+        "maximum_qos",
+        "retain_available",
+        "maximum_packet_size",
+        "wildcard_subscription_available",
+        "subscription_identifiers_available",
+        "shared_subscription_available",
+    },
+    w.PUBLISH: _MESSAGE | {"subscription_identifiers", "topic_alias"},
+    w.PUBACK: _REASON,
+    w.PUBREC: _REASON,
+    w.PUBREL: _REASON,
+    w.PUBCOMP: _REASON,
+    w.SUBSCRIBE: frozenset({"subscription_identifiers", "user_properties"}),
+    w.SUBACK: _REASON,
+    w.UNSUBSCRIBE: frozenset({"user_properties"}),
+    w.UNSUBACK: _REASON,
+    w.PINGREQ: frozenset(),
+    w.PINGRESP: frozenset(),
+    w.DISCONNECT: _REASON | {"session_expiry_interval", "server_reference"},
+    w.AUTH: _AUTH | _REASON,
+    WILL: _MESSAGE | {"will_delay_interval"},
+}

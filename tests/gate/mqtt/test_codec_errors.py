@@ -143,9 +143,10 @@ def test_unknown_protocol_with_a_readable_layout():
 
 
 def test_unknown_protocol_with_an_unreadable_layout_keeps_its_header():
-    # An MQTT 5 CONNECT: a property length (0) precedes the client id.
-    data = connect_bytes(0x02, b"\x00\x00\x03abc", level=5)
-    assert decode_all(data) == [Connect("MQTT", 5, "", True, 60)]
+    # A CONNECT of a level to come, laid out like 5.0's: a property length (0) precedes the
+    # client id, which the 3.1.1 layout cannot read.
+    data = connect_bytes(0x02, b"\x00\x00\x03abc", level=6)
+    assert decode_all(data) == [Connect("MQTT", 6, "", True, 60)]
 
 
 def test_supported_protocol_with_an_unreadable_layout_is_an_error():

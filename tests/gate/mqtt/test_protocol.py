@@ -111,7 +111,7 @@ def test_refuse():
     assert server.data_to_send() == b""
 
 
-@pytest.mark.parametrize("code", [0, 6, 0x80])
+@pytest.mark.parametrize("code", [0, 6, 0x7F, 0x8B, 0x100])
 def test_refuse_needs_a_refusal_code(code):
     server = ServerProtocol()
     send(server, CONNECT)
@@ -137,27 +137,27 @@ def test_pipelined_packets_wait_for_accept():
     assert send(server, CONNECT, publish, PingReq()) == [Connected(CONNECT)]
     assert server.data_to_send() == b""
     assert send(server) == []  # still waiting for the decision
-    assert server.accept() == [MessageReceived("a/b", b"x", 1, False)]
+    assert server.accept() == [MessageReceived("a/b", b"x", 1, False, packet_id=7)]
     assert replies(server) == [ConnAck(0), PubAck(7), PingResp()]
 
 
-@pytest.mark.parametrize(("name", "level"), [("MQTT", 5), ("MQTT", 3), ("MQIsdp", 4), ("MQTTX", 4)])
+@pytest.mark.parametrize(("name", "level"), [("MQTT", 6), ("MQTT", 3), ("MQIsdp", 4), ("MQTTX", 4)])
 def test_unsupported_protocol_gets_connack_1(name, level):
     server = ServerProtocol()
     [event] = send(server, Connect(name, level, "c", clean_session=True, keepalive=0))
     assert isinstance(event, ConnectionRefused)
     assert event.return_code == 1
     assert event.reason == (
-        f"Expected protocol 'MQIsdp' level 3 or 'MQTT' level 4, got {name!r} level {level}"
+        f"Expected protocol 'MQIsdp' level 3 or 'MQTT' level 4 or 5, got {name!r} level {level}"
     )
     assert server.data_to_send() == b"\x20\x02\x00\x01"
     assert server.state is State.CLOSED
 
 
-def test_mqtt_5_connect_gets_connack_1():
-    # Protocol level 5, clean start, keepalive 60, no properties, client id "abc".
+def test_a_level_6_connect_gets_connack_1():
+    # Protocol level 6, clean start, keepalive 60, then a layout nobody knows yet.
     server = ServerProtocol()
-    [event] = server.receive_data(b"\x10\x10\x00\x04MQTT\x05\x02\x00\x3c\x00\x00\x03abc")
+    [event] = server.receive_data(b"\x10\x10\x00\x04MQTT\x06\x02\x00\x3c\x00\x00\x03abc")
     assert isinstance(event, ConnectionRefused)
     assert server.data_to_send() == b"\x20\x02\x00\x01"
 
@@ -249,7 +249,7 @@ def test_publish_qos_0():
 def test_publish_qos_1_is_acknowledged():
     server = connected()
     assert send(server, Publish("a/b", b"x", qos=1, packet_id=10)) == [
-        MessageReceived("a/b", b"x", 1, False)
+        MessageReceived("a/b", b"x", 1, False, packet_id=10)
     ]
     assert server.data_to_send() == b"\x40\x02\x00\x0a"
 
@@ -257,14 +257,14 @@ def test_publish_qos_1_is_acknowledged():
 def test_publish_qos_2_is_routed_once():
     server = connected()
     first = Publish("a/b", b"x", qos=2, packet_id=3)
-    assert send(server, first) == [MessageReceived("a/b", b"x", 2, False)]
+    assert send(server, first) == [MessageReceived("a/b", b"x", 2, False, packet_id=3)]
     assert server.data_to_send() == b"\x50\x02\x00\x03"
     resend = Publish("a/b", b"x", qos=2, dup=True, packet_id=3)
     assert send(server, resend) == []
     assert server.data_to_send() == b"\x50\x02\x00\x03"
     assert send(server, PubRel(3)) == []
     assert server.data_to_send() == b"\x70\x02\x00\x03"
-    assert send(server, first) == [MessageReceived("a/b", b"x", 2, False)]  # a new message
+    assert send(server, first) == [MessageReceived("a/b", b"x", 2, False, 3)]  # a new message
 
 
 def test_pubrel_for_an_unknown_id_is_completed():
