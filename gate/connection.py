@@ -24,16 +24,26 @@ from gate.mqtt import (
     Event,
     MessageReceived,
     ProtocolError,
+    PublishTooLarge,
     ServerProtocol,
     State,
+    reasons,
 )
 from gate.mqtt.packets import NOT_AUTHORIZED, SERVER_UNAVAILABLE
+from gate.mqtt.properties import Properties
 from gate.outbox import Outbox, Transport
 from gate.process import inbox
 from mqant import RPCError, Session, groups, logs, metrics, routing
 from mqant.ops import Bind, GroupAdd, Packet
 
 logger = logging.getLogger(__name__)
+
+# The reason code of the acknowledgement of a QoS 1-2 call the connection refused.
+_REFUSAL_REASONS = {
+    SHUTTING_DOWN: reasons.UNSPECIFIED_ERROR,
+    routing.WORK_QUEUE_FULL: reasons.QUOTA_EXCEEDED,
+    routing.RATE_EXCEEDED: reasons.QUOTA_EXCEEDED,
+}
 
 
 class MQTTConnection:
@@ -61,6 +71,11 @@ class MQTTConnection:
         self.protocol = ServerProtocol(
             max_packet_size=int(conf.get("MAX_PACKET_SIZE")),
             max_topics_per_subscribe=int(conf.get("MAX_TOPICS_PER_SUBSCRIBE")),
+            # A client that keeps within the receive maximum never meets "the work queue is
+            # full!" with its QoS 1-2 calls (MQTT 5 announces it in CONNACK).
+            receive_maximum=int(conf.get("MAX_CALLS_IN_FLIGHT")),
+            topic_alias_maximum=int(conf.get("TOPIC_ALIAS_MAXIMUM")),
+            manual_acks=bool(conf.get("ACK_AFTER_HANDLER")),  # see _ack
         )
         self._control_budget = TokenBucket(
             float(conf.get("CONTROL_PACKET_RATE")), int(conf.get("CONTROL_PACKET_BURST"))
@@ -73,7 +88,8 @@ class MQTTConnection:
         self._background: set[asyncio.Task[None]] = set()
         self._accepted = False
         self._lost = False
-        self.calls = Calls()
+        self.calls: Calls[MessageReceived] = Calls()
+        self._manual_acks = bool(conf.get("ACK_AFTER_HANDLER"))
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(
             float(conf.get("CONNECT_TIMEOUT")), self._check_connect
         )
@@ -125,21 +141,23 @@ class MQTTConnection:
             logger.info("%r: closing, protocol error: %s", self, err)
             if not self._accepted:  # it broke the protocol before it was let in
                 self._counts.refused("protocol")
+            await self._flush()  # MQTT 5: the DISCONNECT saying why
             await self.close()
             return
         if self._past_control_rate():
             logger.info("%r: closing, it sent control packets past their rate", self)
             metrics.RATE_LIMITS.child("control_rate").add()
-            await self.close()
+            await self.close(reasons.MESSAGE_RATE_TOO_HIGH, "Control packets past their rate")
             return
         try:
             for event in events:  # accept() may append the packets held behind CONNECT
                 if isinstance(event, MessageReceived):  # the common case: no coroutine
-                    self._start_call(event.topic, event.payload)
+                    self._start_call(event)
                 else:
                     await self._handle(event, events)
         except ProtocolError as err:  # in the packets held behind CONNECT
             logger.info("%r: closing, protocol error: %s", self, err)
+            await self._flush()
             await self.close()
             return
         data = self.protocol.data_to_send()
@@ -183,9 +201,16 @@ class MQTTConnection:
             task.cancel()
         await self.host.end(self._accepted)
 
-    async def close(self) -> None:
+    async def close(
+        self, reason_code: int = reasons.ADMINISTRATIVE_ACTION, reason: str = ""
+    ) -> None:
         """Close the transport once the bytes queued for it are written (for at most a
-        second); ``connection_lost`` follows from it."""
+        second); ``connection_lost`` follows from it. An MQTT 5 client still connected is
+        told why first: a DISCONNECT with ``reason_code`` and ``reason`` (by default, closed
+        by the server's decision: a module's, the admin's)."""
+        if self.protocol.accepted and not self.outbox.closed:
+            self.protocol.disconnect(reason_code, reason or None)
+            await self._flush()
         await self.outbox.close()
 
     def drain(self) -> None:
@@ -198,19 +223,24 @@ class MQTTConnection:
         if self.closed:
             return
         if self.protocol.accepted:
-            for topic in self.calls.give_up():
-                self._answer_refused(topic, SHUTTING_DOWN)
+            for message in self.calls.give_up():
+                self._answer_refused(message, SHUTTING_DOWN)
+                self._ack(message, reasons.UNSPECIFIED_ERROR, SHUTTING_DOWN)
         else:
             self.calls.cancel()
         await self._flush()
-        await self.close()
+        await self.close(reasons.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
 
     async def publish(self, topic: str, payload: bytes) -> None:
         """Write a PUBLISH to the client (gate.host's Link); dropped once it is closed."""
         if self.outbox.closed or not self.protocol.accepted:
             metrics.PUSHES_DROPPED.child("closed").add()
             return
-        self.protocol.send_publish(topic, payload)
+        try:
+            self.protocol.send_publish(topic, payload)
+        except PublishTooLarge:
+            metrics.PUSHES_DROPPED.child("too_large").add()
+            return
         await self._send(self.protocol.data_to_send())
 
     async def publish_many(self, packets: Sequence[Packet]) -> None:
@@ -219,7 +249,10 @@ class MQTTConnection:
             metrics.PUSHES_DROPPED.child("closed").add(len(packets))
             return
         for topic, payload in packets:
-            self.protocol.send_publish(topic, payload)
+            try:
+                self.protocol.send_publish(topic, payload)
+            except PublishTooLarge:
+                metrics.PUSHES_DROPPED.child("too_large").add()
         await self._send(self.protocol.data_to_send())
 
     # Internals
@@ -236,10 +269,21 @@ class MQTTConnection:
         self._accepted = True
         self.host.attach()
         self._schedule_idle_check()
-        events = self.protocol.accept()
+        events = self.protocol.accept(properties=self._connack_properties(event))
         self.host.keeper.opened()
         await self.host.apply_session_op(GroupAdd(groups.EVERYONE))
         return events
+
+    def _connack_properties(self, event: Connected) -> Properties | None:
+        """What CONNACK tells an MQTT 5 client beyond the protocol's own announcements: the
+        keepalive the server holds it to, when it asked for more than MAX_KEEPALIVE (or for
+        none, which the server does not grant either: IDLE_TIMEOUT applies)."""
+        if self.protocol.protocol_level != 5:
+            return None
+        asked, most = event.connect.keepalive, int(conf.get("MAX_KEEPALIVE"))
+        if asked > most:
+            return Properties(server_keep_alive=most)
+        return None
 
     async def _authenticate(self, username: str | None, password: bytes | None) -> int | None:
         """Bind the session to CONNECT's credentials, as CONNECT_AUTH says; the CONNACK code
@@ -265,40 +309,72 @@ class MQTTConnection:
         fresh, self._control_counted = received - self._control_counted, received
         return fresh > 0 and self._control_budget.spend(fresh) > 0
 
-    def _start_call(self, topic: str, payload: bytes) -> None:
-        refusal = self.calls.start(topic, lambda: self._call(topic, payload))
+    def _start_call(self, message: MessageReceived) -> None:
+        refusal = self.calls.start(message, lambda: self._call(message))
         if refusal is not None:
-            self._refused(topic, refusal)
+            self._refused(message, refusal)
 
-    def _refused(self, topic: str, refusal: Refusal) -> None:
-        _count_refused(topic, refusal)
+    def _refused(self, message: MessageReceived, refusal: Refusal) -> None:
+        _count_refused(message.topic, refusal)
         if refusal.error:
-            self._answer_refused(topic, refusal.error)
+            self._answer_refused(message, refusal.error)
+        self._ack(
+            message, _REFUSAL_REASONS.get(refusal.error, reasons.QUOTA_EXCEEDED), refusal.error
+        )
         if refusal.close:
-            self._close_soon(refusal.close)
+            self._close_soon(refusal.close, reasons.MESSAGE_RATE_TOO_HIGH)
 
-    def _answer_refused(self, topic: str, error: str) -> None:
-        if routing.wants_reply(topic):
+    def _answer_refused(self, message: MessageReceived, error: str) -> None:
+        to = router.reply_to(message.topic, message.properties)
+        if to is not None:
             reply = router.envelope(secrets.token_hex(16), error, None)
-            self.protocol.send_publish(topic, reply)
+            self._write_reply(to, reply, router.reply_properties(message.properties))
 
-    async def _call(self, topic: str, payload: bytes) -> None:
-        """Route a client's call (mqant.routing, CONTRACT.md) and publish the reply, if any."""
+    def _write_reply(self, topic: str, reply: bytes, properties: Properties | None) -> None:
+        try:
+            self.protocol.send_publish(topic, reply, properties=properties)
+        except PublishTooLarge:
+            metrics.PUSHES_DROPPED.child("too_large").add()
+
+    def _ack(self, message: MessageReceived, reason_code: int, error: str) -> None:
+        """Acknowledge a QoS 1-2 call that has ended (ACK_AFTER_HANDLER), with ``error`` as
+        the MQTT 5 reason string."""
+        if self._manual_acks and message.packet_id is not None and self.protocol.accepted:
+            self.protocol.ack(message.packet_id, reason_code, error or None)
+
+    async def _call(self, message: MessageReceived) -> None:
+        """Route a client's call (mqant.routing, CONTRACT.md), publish the reply, if any, and
+        acknowledge a QoS 1-2 PUBLISH once its handler has finished (ACK_AFTER_HANDLER)."""
+        topic, request = message.topic, message.properties
         session = self.host.session.for_call(topic)
+        if request.user_properties:
+            session.user_properties = request.user_properties
+        error = ""
         try:
             parsed = routing.parse_topic(topic)
             if parsed is None:
                 metrics.count_call("", "", metrics.BAD_REQUEST)
-                reply: bytes | None = router.envelope(session.trace_id, routing.TOPIC_ERROR, None)
+                error = routing.TOPIC_ERROR
+                answer: dict[str, Any] | bytes = routing.envelope(session.trace_id, error, None)
             else:
                 answer = await routing.dispatch(
-                    session, parsed.target, parsed.handler, payload, routing.decode_payload
+                    session,
+                    parsed.target,
+                    parsed.handler,
+                    message.payload,
+                    router.payload_decoder(request),
                 )
-                reply = router.reply(parsed, answer)
-            if reply is not None:
-                await self.publish(topic, reply)
-        except Exception:
+                error = "" if isinstance(answer, bytes) else str(answer.get("Error") or "")
+            to = router.reply_to(topic, request)
+            if to is not None and not self.outbox.closed and self.protocol.accepted:
+                raw = isinstance(answer, bytes)
+                payload = answer if isinstance(answer, bytes) else routing.encode(answer)
+                self._write_reply(to, payload, router.reply_properties(request, json=not raw))
+        except Exception:  # a cancelled call is acknowledged by whoever cancelled it
             logger.exception("%r: routing %r failed", self, topic)
+            error = error or routing.INTERNAL_ERROR
+        self._ack(message, router.error_reason(error), error)
+        await self._flush()
 
     async def _flush(self) -> None:
         data = self.protocol.data_to_send()
@@ -310,9 +386,9 @@ class MQTTConnection:
             self.bytes_out += len(data)
             await self.outbox.send(data)
 
-    def _close_soon(self, reason: str) -> None:
+    def _close_soon(self, reason: str, code: int = reasons.UNSPECIFIED_ERROR) -> None:
         logger.info("%r: closing, %s", self, reason)
-        self._spawn(self.close())
+        self._spawn(self.close(code, reason[:1].upper() + reason[1:]))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -341,7 +417,9 @@ class MQTTConnection:
         limit = self._idle_limit()
         idle = self._loop.time() - self._last_seen
         if idle >= limit:
-            self._close_soon(f"silent for {idle:.1f} s (limit {limit:.1f} s)")
+            self._close_soon(
+                f"silent for {idle:.1f} s (limit {limit:.1f} s)", reasons.KEEP_ALIVE_TIMEOUT
+            )
         else:
             self._timer = self._loop.call_later(limit - idle, self._check_idle)
 
