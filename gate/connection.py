@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from gate import conf, router
+from gate import conf, persist, router
 from gate.auth import connect_user
 from gate.calls import SHUTTING_DOWN, Calls, Refusal
 from gate.host import SessionHost
@@ -21,15 +21,19 @@ from gate.limits import TokenBucket
 from gate.mqtt import (
     Connected,
     ConnectionRefused,
+    Disconnected,
     Event,
     MessageReceived,
     ProtocolError,
+    PublishAcknowledged,
     PublishTooLarge,
     ServerProtocol,
     State,
+    Subscribed,
+    Unsubscribed,
     reasons,
 )
-from gate.mqtt.packets import NOT_AUTHORIZED, SERVER_UNAVAILABLE
+from gate.mqtt.packets import NOT_AUTHORIZED, SERVER_UNAVAILABLE, Connect
 from gate.mqtt.properties import Properties
 from gate.outbox import Outbox, Transport
 from gate.process import inbox
@@ -88,6 +92,11 @@ class MQTTConnection:
         self._background: set[asyncio.Task[None]] = set()
         self._accepted = False
         self._lost = False
+        # The session's QoS 1 pushes, when it asked for any (gate.persist), and the seconds
+        # it outlives the connection (a persistent session's).
+        self.pushes: persist.Pushes | None = None
+        self._expiry = 0.0
+        self._handed_over = False  # another connection took the session: it does not end
         self.calls: Calls[MessageReceived] = Calls()
         self._manual_acks = bool(conf.get("ACK_AFTER_HANDLER"))
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(
@@ -141,7 +150,7 @@ class MQTTConnection:
             logger.info("%r: closing, protocol error: %s", self, err)
             if not self._accepted:  # it broke the protocol before it was let in
                 self._counts.refused("protocol")
-            await self._flush()  # MQTT 5: the DISCONNECT saying why
+            await self.flush()  # MQTT 5: the DISCONNECT saying why
             await self.close()
             return
         if self._past_control_rate():
@@ -157,7 +166,7 @@ class MQTTConnection:
                     await self._handle(event, events)
         except ProtocolError as err:  # in the packets held behind CONNECT
             logger.info("%r: closing, protocol error: %s", self, err)
-            await self._flush()
+            await self.flush()
             await self.close()
             return
         data = self.protocol.data_to_send()
@@ -178,6 +187,19 @@ class MQTTConnection:
         elif isinstance(event, ConnectionRefused):
             self._counts.refused("protocol")
             logger.info("%r: CONNECT refused (code %d): %s", self, event.return_code, event.reason)
+        elif isinstance(event, PublishAcknowledged):
+            if self.pushes is not None:
+                self.pushes.acknowledged(event.packet_id)
+        elif isinstance(event, Subscribed):
+            self._subscribed(event)
+        elif isinstance(event, Unsubscribed):
+            if self.pushes is not None:
+                for topic_filter in event.topics:
+                    self.pushes.subscriptions.pop(topic_filter, None)
+        elif isinstance(event, Disconnected) and event.session_expiry_interval is not None:
+            self._expiry = min(
+                float(event.session_expiry_interval), float(conf.get("SESSION_EXPIRY_MAX"))
+            )
         # Disconnected: the protocol is CLOSED now, which closes the transport.
 
     def stop_reading(self) -> None:
@@ -199,6 +221,14 @@ class MQTTConnection:
         self.calls.cancel()
         for task in self._background:
             task.cancel()
+        if self._handed_over:
+            return  # the session goes on with the connection that took it
+        pushes = self.pushes
+        if pushes is not None:
+            if pushes.disconnected(self._expiry):  # a persistent session waits for the next
+                self.host.link = persist.ParkedLink(pushes)
+                return
+            await pushes.end(discard=True)
         await self.host.end(self._accepted)
 
     async def close(
@@ -210,7 +240,7 @@ class MQTTConnection:
         by the server's decision: a module's, the admin's)."""
         if self.protocol.accepted and not self.outbox.closed:
             self.protocol.disconnect(reason_code, reason or None)
-            await self._flush()
+            await self.flush()
         await self.outbox.close()
 
     def drain(self) -> None:
@@ -228,7 +258,7 @@ class MQTTConnection:
                 self._ack(message, reasons.UNSPECIFIED_ERROR, SHUTTING_DOWN)
         else:
             self.calls.cancel()
-        await self._flush()
+        await self.flush()
         await self.close(reasons.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
 
     async def publish(self, topic: str, payload: bytes) -> None:
@@ -258,49 +288,107 @@ class MQTTConnection:
     # Internals
 
     async def _on_connected(self, event: Connected) -> list[Event]:
-        """Accept the client (binding it when it brought credentials); returns the events
-        of the packets it sent behind CONNECT."""
-        refusal = await self._authenticate(event.connect.username, event.connect.password)
-        if refusal is not None:
-            logger.info("%r: CONNECT refused (code %d): credentials", self, refusal)
+        """Accept the client (binding it when it brought credentials, resuming its session
+        when it asked for a persistent one); returns the events of the packets it sent
+        behind CONNECT."""
+        connect = event.connect
+        user = await self._credentials(connect.username, connect.password)
+        if isinstance(user, int):
+            logger.info("%r: CONNECT refused (code %d): credentials", self, user)
             self._counts.refused("auth")
-            self.protocol.refuse(refusal)
+            self.protocol.refuse(user)
             return []
+        want = persist.wanted(self.protocol)
+        resumed: persist.Resumed | None = None
+        if want.expiry > 0 or not want.clean:
+            try:
+                resumed = await persist.take(self, want, connect, user or "")
+            except persist.Refused as err:
+                logger.info("%r: CONNECT refused (code %#x): %s", self, err.code, err)
+                self._counts.refused("session")
+                self.protocol.refuse(err.code, str(err))
+                return []
+            self._expiry = want.expiry
+        adopted = resumed is not None and resumed.host is not None
+        if resumed is not None:
+            user = resumed.user  # read from the credentials to resume that user's session
+        if user and not adopted:
+            try:
+                await self.host.apply_session_op(Bind(user))
+            except RPCError:  # the single-session policy refuses a second connection
+                logger.info("%r: CONNECT refused: the user is connected already", self)
+                self._counts.refused("auth")
+                self.protocol.refuse(NOT_AUTHORIZED)
+                if resumed is not None:
+                    await resumed.pushes.end(discard=False)
+                return []
         self._accepted = True
-        self.host.attach()
+        if not adopted:
+            self.host.attach()
         self._schedule_idle_check()
-        events = self.protocol.accept(properties=self._connack_properties(event))
-        self.host.keeper.opened()
-        await self.host.apply_session_op(GroupAdd(groups.EVERYONE))
+        properties = self._connack_properties(connect, want, resumed)
+        present = resumed is not None and resumed.present
+        events = self.protocol.accept(session_present=present, properties=properties)
+        if not adopted:
+            self.host.keeper.opened()
+            await self.host.apply_session_op(GroupAdd(groups.EVERYONE))
+        if resumed is not None:
+            resumed.pushes.connected(self)
+            if resumed.dropped:
+                await self.publish(persist.DROPPED_TOPIC, persist.dropped_notice(resumed.dropped))
         return events
 
-    def _connack_properties(self, event: Connected) -> Properties | None:
+    def adopt(self, host: SessionHost) -> None:
+        """Carry ``host``, a session resumed from a connection of this process that ended or
+        was taken over, instead of this connection's own fresh one (never attached)."""
+        host.link = self
+        self.host = host
+
+    def hand_over(self) -> None:
+        """Another connection takes this one's session: this one's end does not end it."""
+        self._handed_over = True
+
+    def _subscribed(self, event: Subscribed) -> None:
+        """A SUBSCRIBE: pushes on matching topics go at the QoS granted (gate.persist)."""
+        pushes = self.pushes
+        if pushes is None:
+            if all(options & 3 == 0 for _, options in event.topics):
+                return  # QoS 0 is what every push gets anyway
+            pushes = self.pushes = persist.clean_pushes(self)
+        most = int(conf.get("MAX_SUBSCRIPTIONS"))
+        for topic_filter, options in event.topics:
+            if topic_filter in pushes.subscriptions or len(pushes.subscriptions) < most:
+                pushes.subscriptions[topic_filter] = options & 3
+
+    def _connack_properties(
+        self, connect: Connect, want: persist.Wanted, resumed: persist.Resumed | None
+    ) -> Properties | None:
         """What CONNACK tells an MQTT 5 client beyond the protocol's own announcements: the
-        keepalive the server holds it to, when it asked for more than MAX_KEEPALIVE (or for
-        none, which the server does not grant either: IDLE_TIMEOUT applies)."""
+        keepalive the server holds it to, when it asked for more than MAX_KEEPALIVE; the
+        session expiry it gets, when not what it asked; the pushes its queue dropped while it
+        was away (user property ``dropped``, also pushed as DROPPED_TOPIC)."""
         if self.protocol.protocol_level != 5:
             return None
-        asked, most = event.connect.keepalive, int(conf.get("MAX_KEEPALIVE"))
+        fields: dict[str, Any] = {}
+        asked, most = connect.keepalive, int(conf.get("MAX_KEEPALIVE"))
         if asked > most:
-            return Properties(server_keep_alive=most)
-        return None
+            fields["server_keep_alive"] = most
+        requested = connect.properties.session_expiry_interval or 0
+        if requested != 0xFFFFFFFF and requested != int(want.expiry):
+            fields["session_expiry_interval"] = int(want.expiry)
+        if resumed is not None and resumed.dropped:
+            fields["user_properties"] = (("dropped", str(resumed.dropped)),)
+        return Properties(**fields) if fields else None
 
-    async def _authenticate(self, username: str | None, password: bytes | None) -> int | None:
-        """Bind the session to CONNECT's credentials, as CONNECT_AUTH says; the CONNACK code
-        refusing them, if any."""
+    async def _credentials(self, username: str | None, password: bytes | None) -> str | int:
+        """The user CONNECT's credentials name, as CONNECT_AUTH says ("": none, a guest), or
+        the CONNACK code refusing them."""
         policy = conf.get("CONNECT_AUTH")
         if policy == "ignore":
-            return None  # mqant's way: every client a guest until it logs in
+            return ""  # mqant's way: every client a guest until it logs in
         if not username:
-            return NOT_AUTHORIZED if policy == "required" else None
-        user = await connect_user(username, password, self.session.ip)
-        if isinstance(user, int):
-            return user
-        try:
-            await self.host.apply_session_op(Bind(user))
-        except RPCError:  # the single-session policy refuses a second connection
-            return NOT_AUTHORIZED
-        return None
+            return NOT_AUTHORIZED if policy == "required" else ""
+        return await connect_user(username, password, self.session.ip)
 
     def _past_control_rate(self) -> bool:
         """Whether the client sent more control packets (PINGREQ, SUBSCRIBE...) than its
@@ -374,9 +462,10 @@ class MQTTConnection:
             logger.exception("%r: routing %r failed", self, topic)
             error = error or routing.INTERNAL_ERROR
         self._ack(message, router.error_reason(error), error)
-        await self._flush()
+        await self.flush()
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
+        """Write what the protocol has queued."""
         data = self.protocol.data_to_send()
         if data:
             await self._send(data)
