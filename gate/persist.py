@@ -441,11 +441,13 @@ async def take(connection: Connection, want: Wanted, connect: Connect, user: str
             await local.host.end(True)
         else:
             local.owner = owner
+            local.expiry = want.expiry
             connection.adopt(local.host)
             connection.pushes = local
             return Resumed(local, True, local.host, claim.dropped, user)
     pushes = Pushes(connection.host, store, client_id, owner, persistent=True)
     pushes._user = claim.user_id
+    pushes.expiry = want.expiry
     Pushes.live[client_id] = pushes
     connection.pushes = pushes
     return Resumed(pushes, claim.present and not want.clean, None, claim.dropped, user)
