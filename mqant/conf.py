@@ -35,6 +35,17 @@ DEFAULTS: dict[str, Any] = {
         "BACKEND": "sessions_store.storage.DatabaseStorage",
         "CONFIG": {"ttl": 7 * 24 * 3600},
     },
+    # Persistent MQTT sessions' queued pushes (mqant.queues): "BACKEND" a SessionQueues class,
+    # "CONFIG" its keyword arguments. The default keeps them in this process's memory (one
+    # gate process); mqant.redis.queues.RedisSessionQueues keeps them in Redis, for every gate.
+    "SESSION_QUEUES": {"BACKEND": "mqant.queues.MemorySessionQueues", "CONFIG": {}},
+    # Per persistent session, the pushes and the bytes (topics and payloads) queued: past
+    # either, the oldest are dropped and counted (mqant_session_pushes_dropped_total).
+    "SESSION_QUEUE_MAX_MESSAGES": 1000,
+    "SESSION_QUEUE_MAX_BYTES": 1024 * 1024,
+    # Persistent sessions stored at once, connected or not: a client that would start one more
+    # is refused.
+    "MAX_PERSISTENT_SESSIONS": 10000,
     # Seconds between two checks of the database by each process (mqant.dependencies): a hung
     # or refusing database is logged once, with how long it lasted; 0 turns the checks off.
     "DATABASE_PROBE": 2.0,

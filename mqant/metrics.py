@@ -313,6 +313,13 @@ PERSISTENT_SESSIONS = _gauge(
     "persistent MQTT sessions of this process, with a connection or away",
     ["state"],
 )
+# Pushes queued for persistent MQTT sessions (mqant.queues) dropped, oldest first, for a
+# session's bound: "messages" (SESSION_QUEUE_MAX_MESSAGES) or "bytes" (SESSION_QUEUE_MAX_BYTES).
+SESSION_PUSHES_DROPPED = _counter(
+    "mqant_session_pushes_dropped_total",
+    "pushes dropped from persistent sessions' queues for their bounds",
+    ["bound"],
+)
 SLOW_CONSUMERS = _counter(
     "mqant_slow_consumers_total", "connections cut for MAX_OUTGOING_BYTES unread"
 )

@@ -8,7 +8,10 @@ needs. docs/project.md shows them in a project's ``settings.py``::
     CHANNEL_LAYERS = project.channel_layers(REDIS_URL)  # in memory when REDIS_URL is ""
     CACHES = project.caches(REDIS_URL)  # Django's in-memory cache when ""
     DATABASES = {"default": project.database(os.environ.get("DATABASE_URL"), BASE_DIR / "db")}
-    MQANT = {"REGISTRY": project.registry(REDIS_URL)}  # this process's nodes only when ""
+    MQANT = {
+        "REGISTRY": project.registry(REDIS_URL),  # this process's nodes only when ""
+        "SESSION_QUEUES": project.session_queues(REDIS_URL),  # in memory when ""
+    }
 
 Every function returns plain dicts: a project may read and change them.
 """
@@ -26,6 +29,7 @@ __all__ = [
     "database",
     "redis_channel_layer",
     "registry",
+    "session_queues",
     "sqlite_database",
 ]
 
@@ -125,6 +129,18 @@ def registry(redis_url: str | None = None, prefix: str = "mqant") -> dict[str, A
         return {"BACKEND": "mqant.registry.NodeRegistry", "CONFIG": {}}
     return {
         "BACKEND": "mqant.redis.registry.RedisNodeRegistry",
+        "CONFIG": {"url": redis_url, "prefix": _check_prefix(prefix)},
+    }
+
+
+def session_queues(redis_url: str | None = None, prefix: str = "mqant") -> dict[str, Any]:
+    """MQANT["SESSION_QUEUES"]: persistent MQTT sessions and their queued pushes kept in Redis
+    at ``redis_url``, so that a client finds its session on any gate process; in this
+    process's memory when it is empty."""
+    if not redis_url:
+        return {"BACKEND": "mqant.queues.MemorySessionQueues", "CONFIG": {}}
+    return {
+        "BACKEND": "mqant.redis.queues.RedisSessionQueues",
         "CONFIG": {"url": redis_url, "prefix": _check_prefix(prefix)},
     }
 

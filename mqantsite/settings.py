@@ -14,7 +14,8 @@ Environment variables:
     DJANGO_NUM_PROXIES  proxies in front of this process that set X-Forwarded-For (default 0):
                         the REST API's throttles and login lockout count per client address
     REDIS_URL           runs over Redis: channels-redis carries RPC, session changes and
-                        broadcasts between processes, and live module nodes are registered there
+                        broadcasts between processes, live module nodes are registered there,
+                        and persistent MQTT sessions' queued pushes are kept there
     MQANT_REDIS_LAYER   with REDIS_URL, "pubsub" (mqant.redis.layer, the default), "core"
                         (RedisChannelLayer) or "channels-pubsub" (channels-redis's
                         RedisPubSubChannelLayer); bench/rpc.py measures them
@@ -222,6 +223,8 @@ if os.environ.get("MQANT_METRICS_TOKEN"):
     MQANT["METRICS_TOKEN"] = os.environ["MQANT_METRICS_TOKEN"]
 # Module nodes of every process, registered in Redis with a heartbeat, with REDIS_URL.
 MQANT["REGISTRY"] = project.registry(REDIS_URL, REDIS_PREFIX)
+# Persistent MQTT sessions' queued pushes, in Redis with REDIS_URL (any gate process finds them).
+MQANT["SESSION_QUEUES"] = project.session_queues(REDIS_URL, REDIS_PREFIX)
 
 # Several gate processes on one machine sharing TCP_ADDR and WS_ADDR (SO_REUSEPORT), and the
 # proxies whose connections there start with a PROXY protocol header (comma-separated).
