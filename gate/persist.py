@@ -29,7 +29,7 @@ from gate import conf
 from gate.auth import connect_user
 from gate.host import SessionHost
 from gate.inorder import InOrder
-from gate.mqtt import ServerProtocol, reasons
+from gate.mqtt import PublishTooLarge, ServerProtocol, reasons
 from gate.mqtt.packets import Connect
 from mqant import metrics, queues, runtime
 from mqant.errors import ServiceUnavailable
@@ -154,7 +154,9 @@ class Pushes:
         self.ip = host.session.ip
         self._in_flight: dict[int, int] = {}  # packet id -> seq
         self._sent_upto = 0  # the last seq sent on the current connection
-        self._dup_upto = 0  # seqs up to this one were sent on an earlier connection
+        # The pushes an earlier connection sent and the client did not acknowledge: seq ->
+        # packet id, sent again under that id with DUP (MQTT 4.4).
+        self._unacked: dict[int, int] = {}
         self._work = InOrder(lambda: f"{host!r}: pushes")
         self._pump_waiting = False
         self._expiry_timer: asyncio.TimerHandle | None = None
@@ -226,9 +228,15 @@ class Pushes:
         """The session was bound to a user (or unbound) since the store last heard: tell it,
         so that only that user's connections may take the session."""
         user = self.host.session.user_id
-        if self.persistent and user != self._user:
+        if not self.persistent or user == self._user:
+            return
+        if self._user:  # the session left its user: what was queued for that user goes
+            await self.store.discard(self.key, self.owner)
+            await self.store.claim(self.key, self.owner, user_id=user, clean=True)
+            self._unacked.clear()
+        else:
             await self.store.bind_user(self.key, self.owner, user)
-            self._user = user
+        self._user = user
 
     async def _pump(self) -> None:
         """Send what the queue holds past what was sent, within the client's window."""
@@ -248,13 +256,26 @@ class Pushes:
         for queued in batch:
             if protocol.send_quota <= 0 or not protocol.accepted:
                 break
-            packet_id = protocol.send_publish(
-                queued.topic, queued.payload, qos=1, dup=queued.seq <= self._dup_upto
-            )
-            if packet_id is not None:
+            try:
+                packet_id = self._send(protocol, queued)
+            except PublishTooLarge:  # over the client's Maximum Packet Size: never sent
+                metrics.PUSHES_DROPPED.child("too_large").add()
+                self._work.add(lambda seq=queued.seq: self.store.ack(self.key, seq))
+            else:
                 self._in_flight[packet_id] = queued.seq
             self._sent_upto = queued.seq
         await connection.flush()
+
+    def _send(self, protocol: ServerProtocol, queued: queues.Queued) -> int:
+        """Write ``queued`` at QoS 1: under its earlier packet id, with DUP, when an earlier
+        connection sent it."""
+        packet_id = self._unacked.pop(queued.seq, None)
+        if packet_id is not None and packet_id not in self._in_flight:
+            protocol.resend(packet_id, queued.topic, queued.payload, 1)
+            return packet_id
+        sent = protocol.send_publish(queued.topic, queued.payload, qos=1)
+        assert sent is not None  # QoS 1 has a packet id
+        return sent
 
     def acknowledged(self, packet_id: int) -> None:
         """The client's PUBACK for ``packet_id``: remove its push from the queue and send
@@ -276,15 +297,16 @@ class Pushes:
         self._cancel_timers()
         self._count(LIVE)
         self.connection = connection
-        self._dup_upto = max(self._dup_upto, self._sent_upto)
         self._sent_upto = 0
-        self._in_flight.clear()
         self._work.add(self._pump)
+        if self.persistent:
+            self._schedule_beat()
 
     def disconnected(self, expiry: float) -> bool:
         """The connection ended: a persistent session waits ``expiry`` seconds for the next
         (its pushes at QoS 1 queued meanwhile); returns whether it waits. A clean one ends."""
         self.connection = None
+        self._unacked.update({seq: packet_id for packet_id, seq in self._in_flight.items()})
         self._in_flight.clear()
         if not self.persistent or expiry <= 0 or self.ended:
             return False
@@ -314,15 +336,21 @@ class Pushes:
             logger.warning("%r: the queue's expiry was not written: %s", self, err)
 
     def _schedule_beat(self) -> None:
-        """While away, the session keeps its presence record alive (STORAGE_HEARTBEAT), as
-        a connection's packets do."""
+        """Every STORAGE_HEARTBEAT: while connected, the session's lease in its store is
+        renewed (its expiry and two beats: should this process die, the store lets it go
+        then); while away, its presence record is kept alive, as a connection's packets do."""
         every = float(conf.get("STORAGE_HEARTBEAT"))
         loop = asyncio.get_running_loop()
 
         def beat() -> None:
-            self.host.keeper.active(loop.time())
+            if self.connection is not None:
+                self._work.add(lambda: self._release(self.expiry + 2 * every))
+            else:
+                self.host.keeper.active(loop.time())
             self._beat_timer = loop.call_later(every, beat)
 
+        if self.connection is not None:
+            self._work.add(lambda: self._release(self.expiry + 2 * every))
         self._beat_timer = loop.call_later(every, beat)
 
     def _cancel_timers(self) -> None:
