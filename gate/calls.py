@@ -8,7 +8,7 @@ the connection's to carry out.
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from gate import conf
 from gate.limits import TokenBucket
@@ -16,6 +16,7 @@ from mqant import routing
 from mqant.workqueue import WorkQueue
 
 Run = Callable[[], Coroutine[Any, Any, None]]
+R = TypeVar("R")  # what names a call: the client's PUBLISH (a topic, in tests)
 
 # The answer to a call the server will not run, or not finish, because it is stopping.
 SHUTTING_DOWN = "the server is shutting down"
@@ -30,25 +31,25 @@ class Refusal:
     close: str = ""
 
 
-class Calls:
-    """The calls of one connection. Once ``draining``, new calls are refused with
-    SHUTTING_DOWN."""
+class Calls(Generic[R]):
+    """The calls of one connection, each named by its request (an ``R``). Once
+    ``draining``, new calls are refused with SHUTTING_DOWN."""
 
     def __init__(self) -> None:
         self.max_in_flight = int(conf.get("MAX_CALLS_IN_FLIGHT"))
         self.bucket = TokenBucket(float(conf.get("MESSAGE_RATE")), int(conf.get("MESSAGE_BURST")))
         self._refused_in_a_row = 0
         self._cut = False  # closed for its rate
-        # With ORDERED_CALLS: (topic, call), one after another.
-        self._ordered: WorkQueue[tuple[str, Run]] | None = (
+        # With ORDERED_CALLS: (request, call), one after another.
+        self._ordered: WorkQueue[tuple[R, Run]] | None = (
             WorkQueue(_run_call, lambda: "a call") if conf.get("ORDERED_CALLS") else None
         )
         self._tasks: set[asyncio.Task[None]] = set()  # unordered calls
-        self._topics: dict[asyncio.Future[None], str] = {}  # unordered calls, for give_up
+        self._requests: dict[asyncio.Future[None], R] = {}  # unordered calls, for give_up
         self.draining = False
 
-    def start(self, topic: str, run: Run) -> Refusal | None:
-        """Admit a client's PUBLISH on ``topic`` and start ``run``, its call; or refuse it."""
+    def start(self, request: R, run: Run) -> Refusal | None:
+        """Admit a client's ``request`` and start ``run``, its call; or refuse it."""
         if self._cut:  # being closed: what it still sends is dropped, silently
             return Refusal("")
         if not self.bucket.admit():
@@ -68,12 +69,12 @@ class Calls:
         if in_flight >= self.max_in_flight:
             return Refusal(routing.WORK_QUEUE_FULL)
         if ordered is not None:
-            ordered.add((topic, run))
+            ordered.add((request, run))
             return None
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._done)
-        self._topics[task] = topic
+        self._requests[task] = request
         return None
 
     def cancel(self) -> None:
@@ -89,17 +90,17 @@ class Calls:
         while self._tasks:
             await asyncio.wait(set(self._tasks))
 
-    def give_up(self) -> list[str]:
-        """Cancel the calls that run or wait; returns their topics, to be answered."""
-        topics = list(self._topics.values())
-        topics.extend(topic for topic, _ in self._ordered or ())
+    def give_up(self) -> list[R]:
+        """Cancel the calls that run or wait; returns their requests, to be answered."""
+        requests = list(self._requests.values())
+        requests.extend(request for request, _ in self._ordered or ())
         self.cancel()
-        return topics
+        return requests
 
     def _done(self, task: "asyncio.Task[None]") -> None:
         self._tasks.discard(task)
-        self._topics.pop(task, None)
+        self._requests.pop(task, None)
 
 
-async def _run_call(call: tuple[str, Run]) -> None:
+async def _run_call(call: tuple[Any, Run]) -> None:
     await call[1]()

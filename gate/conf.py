@@ -31,8 +31,29 @@ DEFAULTS: dict[str, Any] = {
     # Largest MQTT packet accepted, fixed header included (mqant: 65535). A larger one
     # closes the connection as soon as its header arrives, before its body is buffered.
     "MAX_PACKET_SIZE": 65535,
-    # Calls in flight per connection; past it "the work queue is full!" (mqant: 20).
+    # Calls in flight per connection; past it "the work queue is full!" (mqant: 20). MQTT 5
+    # clients are told it as the Receive Maximum of their QoS 1-2 PUBLISHes.
     "MAX_CALLS_IN_FLIGHT": 20,
+    # Acknowledge a QoS 1 PUBLISH (PUBACK; QoS 2: PUBREC) once its call has finished, with
+    # the call's error as the MQTT 5 reason string: an acknowledged call has run. False:
+    # at once on receipt, as mqant does (an acknowledged call may then be lost with the
+    # process). Acknowledgements go out in the order the PUBLISHes came (MQTT 4.6).
+    "ACK_AFTER_HANDLER": True,
+    # Topic aliases an MQTT 5 client may use towards the server (announced in CONNACK).
+    "TOPIC_ALIAS_MAXIMUM": 16,
+    # Persistent sessions (gate.persist): the longest a session outlives its connection, in
+    # seconds. MQTT 3.1.1's clean session 0 gets this; MQTT 5's Session Expiry Interval is
+    # capped by it. 0: every session ends with its connection (CONNACK session present 0).
+    "SESSION_EXPIRY_MAX": 3600.0,
+    # Persistent sessions one address may hold in one process, connected or away; past it a
+    # CONNECT asking for one is refused (MQTT 5: 0x97 quota exceeded; 3.1.1: code 3).
+    "PERSISTENT_SESSIONS_PER_ADDRESS": 16,
+    # Topic filters of the pushes a persistent session gets at QoS 1 (queued while it is
+    # away, re-sent until acknowledged), whatever it subscribed to; the others at QoS 0.
+    "RELIABLE_PUSHES": ["Chat/OnChat", "Chat/OnJoin", "Chat/OnLeave"],
+    # Topic filters of one session that set the QoS of its pushes (SUBSCRIBE); those past it
+    # are acknowledged and change nothing.
+    "MAX_SUBSCRIPTIONS": 64,
     # Handle one connection's requests strictly one after another, in arrival order
     # (mqant runs them concurrently).
     "ORDERED_CALLS": False,

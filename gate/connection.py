@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from gate import conf, router
+from gate import conf, persist, router
 from gate.auth import connect_user
 from gate.calls import SHUTTING_DOWN, Calls, Refusal
 from gate.host import SessionHost
@@ -21,19 +21,33 @@ from gate.limits import TokenBucket
 from gate.mqtt import (
     Connected,
     ConnectionRefused,
+    Disconnected,
     Event,
     MessageReceived,
     ProtocolError,
+    PublishAcknowledged,
+    PublishTooLarge,
     ServerProtocol,
     State,
+    Subscribed,
+    Unsubscribed,
+    reasons,
 )
-from gate.mqtt.packets import NOT_AUTHORIZED, SERVER_UNAVAILABLE
+from gate.mqtt.packets import NOT_AUTHORIZED, SERVER_UNAVAILABLE, Connect
+from gate.mqtt.properties import Properties
 from gate.outbox import Outbox, Transport
 from gate.process import inbox
 from mqant import RPCError, Session, groups, logs, metrics, routing
 from mqant.ops import Bind, GroupAdd, Packet
 
 logger = logging.getLogger(__name__)
+
+# The reason code of the acknowledgement of a QoS 1-2 call the connection refused.
+_REFUSAL_REASONS = {
+    SHUTTING_DOWN: reasons.UNSPECIFIED_ERROR,
+    routing.WORK_QUEUE_FULL: reasons.QUOTA_EXCEEDED,
+    routing.RATE_EXCEEDED: reasons.QUOTA_EXCEEDED,
+}
 
 
 class MQTTConnection:
@@ -61,6 +75,11 @@ class MQTTConnection:
         self.protocol = ServerProtocol(
             max_packet_size=int(conf.get("MAX_PACKET_SIZE")),
             max_topics_per_subscribe=int(conf.get("MAX_TOPICS_PER_SUBSCRIBE")),
+            # A client that keeps within the receive maximum never meets "the work queue is
+            # full!" with its QoS 1-2 calls (MQTT 5 announces it in CONNACK).
+            receive_maximum=int(conf.get("MAX_CALLS_IN_FLIGHT")),
+            topic_alias_maximum=int(conf.get("TOPIC_ALIAS_MAXIMUM")),
+            manual_acks=bool(conf.get("ACK_AFTER_HANDLER")),  # see _ack
         )
         self._control_budget = TokenBucket(
             float(conf.get("CONTROL_PACKET_RATE")), int(conf.get("CONTROL_PACKET_BURST"))
@@ -73,7 +92,13 @@ class MQTTConnection:
         self._background: set[asyncio.Task[None]] = set()
         self._accepted = False
         self._lost = False
-        self.calls = Calls()
+        # The session's QoS 1 pushes, when it asked for any (gate.persist), and the seconds
+        # it outlives the connection (a persistent session's).
+        self.pushes: persist.Pushes | None = None
+        self._expiry = 0.0
+        self._handed_over = False  # another connection took the session: it does not end
+        self.calls: Calls[MessageReceived] = Calls()
+        self._manual_acks = bool(conf.get("ACK_AFTER_HANDLER"))
         self._timer: asyncio.TimerHandle | None = self._loop.call_later(
             float(conf.get("CONNECT_TIMEOUT")), self._check_connect
         )
@@ -125,21 +150,23 @@ class MQTTConnection:
             logger.info("%r: closing, protocol error: %s", self, err)
             if not self._accepted:  # it broke the protocol before it was let in
                 self._counts.refused("protocol")
+            await self.flush()  # MQTT 5: the DISCONNECT saying why
             await self.close()
             return
         if self._past_control_rate():
             logger.info("%r: closing, it sent control packets past their rate", self)
             metrics.RATE_LIMITS.child("control_rate").add()
-            await self.close()
+            await self.close(reasons.MESSAGE_RATE_TOO_HIGH, "Control packets past their rate")
             return
         try:
             for event in events:  # accept() may append the packets held behind CONNECT
                 if isinstance(event, MessageReceived):  # the common case: no coroutine
-                    self._start_call(event.topic, event.payload)
+                    self._start_call(event)
                 else:
                     await self._handle(event, events)
         except ProtocolError as err:  # in the packets held behind CONNECT
             logger.info("%r: closing, protocol error: %s", self, err)
+            await self.flush()
             await self.close()
             return
         data = self.protocol.data_to_send()
@@ -160,6 +187,19 @@ class MQTTConnection:
         elif isinstance(event, ConnectionRefused):
             self._counts.refused("protocol")
             logger.info("%r: CONNECT refused (code %d): %s", self, event.return_code, event.reason)
+        elif isinstance(event, PublishAcknowledged):
+            if self.pushes is not None:
+                self.pushes.acknowledged(event.packet_id)
+        elif isinstance(event, Subscribed):
+            self._subscribed(event)
+        elif isinstance(event, Unsubscribed):
+            if self.pushes is not None:
+                for topic_filter in event.topics:
+                    self.pushes.subscriptions.pop(topic_filter, None)
+        elif isinstance(event, Disconnected) and event.session_expiry_interval is not None:
+            self._expiry = min(
+                float(event.session_expiry_interval), float(conf.get("SESSION_EXPIRY_MAX"))
+            )
         # Disconnected: the protocol is CLOSED now, which closes the transport.
 
     def stop_reading(self) -> None:
@@ -181,11 +221,26 @@ class MQTTConnection:
         self.calls.cancel()
         for task in self._background:
             task.cancel()
+        if self._handed_over:
+            return  # the session goes on with the connection that took it
+        pushes = self.pushes
+        if pushes is not None:
+            if pushes.disconnected(self._expiry):  # a persistent session waits for the next
+                self.host.link = persist.ParkedLink(pushes)
+                return
+            await pushes.end(discard=True)
         await self.host.end(self._accepted)
 
-    async def close(self) -> None:
+    async def close(
+        self, reason_code: int = reasons.ADMINISTRATIVE_ACTION, reason: str = ""
+    ) -> None:
         """Close the transport once the bytes queued for it are written (for at most a
-        second); ``connection_lost`` follows from it."""
+        second); ``connection_lost`` follows from it. An MQTT 5 client still connected is
+        told why first: a DISCONNECT with ``reason_code`` and ``reason`` (by default, closed
+        by the server's decision: a module's, the admin's)."""
+        if self.protocol.accepted and not self.outbox.closed:
+            self.protocol.disconnect(reason_code, reason or None)
+            await self.flush()
         await self.outbox.close()
 
     def drain(self) -> None:
@@ -198,19 +253,24 @@ class MQTTConnection:
         if self.closed:
             return
         if self.protocol.accepted:
-            for topic in self.calls.give_up():
-                self._answer_refused(topic, SHUTTING_DOWN)
+            for message in self.calls.give_up():
+                self._answer_refused(message, SHUTTING_DOWN)
+                self._ack(message, reasons.UNSPECIFIED_ERROR, SHUTTING_DOWN)
         else:
             self.calls.cancel()
-        await self._flush()
-        await self.close()
+        await self.flush()
+        await self.close(reasons.SERVER_SHUTTING_DOWN, SHUTTING_DOWN)
 
     async def publish(self, topic: str, payload: bytes) -> None:
         """Write a PUBLISH to the client (gate.host's Link); dropped once it is closed."""
         if self.outbox.closed or not self.protocol.accepted:
             metrics.PUSHES_DROPPED.child("closed").add()
             return
-        self.protocol.send_publish(topic, payload)
+        try:
+            self.protocol.send_publish(topic, payload)
+        except PublishTooLarge:
+            metrics.PUSHES_DROPPED.child("too_large").add()
+            return
         await self._send(self.protocol.data_to_send())
 
     async def publish_many(self, packets: Sequence[Packet]) -> None:
@@ -219,44 +279,116 @@ class MQTTConnection:
             metrics.PUSHES_DROPPED.child("closed").add(len(packets))
             return
         for topic, payload in packets:
-            self.protocol.send_publish(topic, payload)
+            try:
+                self.protocol.send_publish(topic, payload)
+            except PublishTooLarge:
+                metrics.PUSHES_DROPPED.child("too_large").add()
         await self._send(self.protocol.data_to_send())
 
     # Internals
 
     async def _on_connected(self, event: Connected) -> list[Event]:
-        """Accept the client (binding it when it brought credentials); returns the events
-        of the packets it sent behind CONNECT."""
-        refusal = await self._authenticate(event.connect.username, event.connect.password)
-        if refusal is not None:
-            logger.info("%r: CONNECT refused (code %d): credentials", self, refusal)
+        """Accept the client (binding it when it brought credentials, resuming its session
+        when it asked for a persistent one); returns the events of the packets it sent
+        behind CONNECT."""
+        connect = event.connect
+        user = await self._credentials(connect.username, connect.password)
+        if isinstance(user, int):
+            logger.info("%r: CONNECT refused (code %d): credentials", self, user)
             self._counts.refused("auth")
-            self.protocol.refuse(refusal)
+            self.protocol.refuse(user)
             return []
+        want = persist.wanted(self.protocol)
+        resumed: persist.Resumed | None = None
+        if want.expiry > 0 or not want.clean:
+            try:
+                resumed = await persist.take(self, want, connect, user or "")
+            except persist.Refused as err:
+                logger.info("%r: CONNECT refused (code %#x): %s", self, err.code, err)
+                self._counts.refused("session")
+                self.protocol.refuse(err.code, str(err))
+                return []
+            self._expiry = want.expiry
+        adopted = resumed is not None and resumed.host is not None
+        if resumed is not None:
+            user = resumed.user  # read from the credentials to resume that user's session
+        if user and not adopted:
+            try:
+                await self.host.apply_session_op(Bind(user))
+            except RPCError:  # the single-session policy refuses a second connection
+                logger.info("%r: CONNECT refused: the user is connected already", self)
+                self._counts.refused("auth")
+                self.protocol.refuse(NOT_AUTHORIZED)
+                if resumed is not None:
+                    await resumed.pushes.end(discard=False)
+                return []
         self._accepted = True
-        self.host.attach()
+        if not adopted:
+            self.host.attach()
         self._schedule_idle_check()
-        events = self.protocol.accept()
-        self.host.keeper.opened()
-        await self.host.apply_session_op(GroupAdd(groups.EVERYONE))
+        properties = self._connack_properties(connect, want, resumed)
+        present = resumed is not None and resumed.present
+        events = self.protocol.accept(session_present=present, properties=properties)
+        if not adopted:
+            self.host.keeper.opened()
+            await self.host.apply_session_op(GroupAdd(groups.EVERYONE))
+        if resumed is not None:
+            resumed.pushes.connected(self)
+            if resumed.dropped:
+                await self.publish(persist.DROPPED_TOPIC, persist.dropped_notice(resumed.dropped))
         return events
 
-    async def _authenticate(self, username: str | None, password: bytes | None) -> int | None:
-        """Bind the session to CONNECT's credentials, as CONNECT_AUTH says; the CONNACK code
-        refusing them, if any."""
+    def adopt(self, host: SessionHost) -> None:
+        """Carry ``host``, a session resumed from a connection of this process that ended or
+        was taken over, instead of this connection's own fresh one (never attached)."""
+        host.link = self
+        self.host = host
+
+    def hand_over(self) -> None:
+        """Another connection takes this one's session: this one's end does not end it."""
+        self._handed_over = True
+
+    def _subscribed(self, event: Subscribed) -> None:
+        """A SUBSCRIBE: pushes on matching topics go at the QoS granted (gate.persist)."""
+        pushes = self.pushes
+        if pushes is None:
+            if all(options & 3 == 0 for _, options in event.topics):
+                return  # QoS 0 is what every push gets anyway
+            pushes = self.pushes = persist.clean_pushes(self)
+        most = int(conf.get("MAX_SUBSCRIPTIONS"))
+        for topic_filter, options in event.topics:
+            if topic_filter in pushes.subscriptions or len(pushes.subscriptions) < most:
+                pushes.subscriptions[topic_filter] = options & 3
+
+    def _connack_properties(
+        self, connect: Connect, want: persist.Wanted, resumed: persist.Resumed | None
+    ) -> Properties | None:
+        """What CONNACK tells an MQTT 5 client beyond the protocol's own announcements: the
+        keepalive the server holds it to, when it asked for more than MAX_KEEPALIVE; the
+        session expiry it gets, when not what it asked; the pushes its queue dropped while it
+        was away (user property ``dropped``, also pushed as DROPPED_TOPIC)."""
+        if self.protocol.protocol_level != 5:
+            return None
+        fields: dict[str, Any] = {}
+        asked, most = connect.keepalive, int(conf.get("MAX_KEEPALIVE"))
+        if asked > most:
+            fields["server_keep_alive"] = most
+        requested = connect.properties.session_expiry_interval or 0
+        if requested != 0xFFFFFFFF and requested != int(want.expiry):
+            fields["session_expiry_interval"] = int(want.expiry)
+        if resumed is not None and resumed.dropped:
+            fields["user_properties"] = (("dropped", str(resumed.dropped)),)
+        return Properties(**fields) if fields else None
+
+    async def _credentials(self, username: str | None, password: bytes | None) -> str | int:
+        """The user CONNECT's credentials name, as CONNECT_AUTH says ("": none, a guest), or
+        the CONNACK code refusing them."""
         policy = conf.get("CONNECT_AUTH")
         if policy == "ignore":
-            return None  # mqant's way: every client a guest until it logs in
+            return ""  # mqant's way: every client a guest until it logs in
         if not username:
-            return NOT_AUTHORIZED if policy == "required" else None
-        user = await connect_user(username, password, self.session.ip)
-        if isinstance(user, int):
-            return user
-        try:
-            await self.host.apply_session_op(Bind(user))
-        except RPCError:  # the single-session policy refuses a second connection
-            return NOT_AUTHORIZED
-        return None
+            return NOT_AUTHORIZED if policy == "required" else ""
+        return await connect_user(username, password, self.session.ip)
 
     def _past_control_rate(self) -> bool:
         """Whether the client sent more control packets (PINGREQ, SUBSCRIBE...) than its
@@ -265,42 +397,75 @@ class MQTTConnection:
         fresh, self._control_counted = received - self._control_counted, received
         return fresh > 0 and self._control_budget.spend(fresh) > 0
 
-    def _start_call(self, topic: str, payload: bytes) -> None:
-        refusal = self.calls.start(topic, lambda: self._call(topic, payload))
+    def _start_call(self, message: MessageReceived) -> None:
+        refusal = self.calls.start(message, lambda: self._call(message))
         if refusal is not None:
-            self._refused(topic, refusal)
+            self._refused(message, refusal)
 
-    def _refused(self, topic: str, refusal: Refusal) -> None:
-        _count_refused(topic, refusal)
+    def _refused(self, message: MessageReceived, refusal: Refusal) -> None:
+        _count_refused(message.topic, refusal)
         if refusal.error:
-            self._answer_refused(topic, refusal.error)
+            self._answer_refused(message, refusal.error)
+        self._ack(
+            message, _REFUSAL_REASONS.get(refusal.error, reasons.QUOTA_EXCEEDED), refusal.error
+        )
         if refusal.close:
-            self._close_soon(refusal.close)
+            self._close_soon(refusal.close, reasons.MESSAGE_RATE_TOO_HIGH)
 
-    def _answer_refused(self, topic: str, error: str) -> None:
-        if routing.wants_reply(topic):
+    def _answer_refused(self, message: MessageReceived, error: str) -> None:
+        to = router.reply_to(message.topic, message.properties)
+        if to is not None:
             reply = router.envelope(secrets.token_hex(16), error, None)
-            self.protocol.send_publish(topic, reply)
+            self._write_reply(to, reply, router.reply_properties(message.properties))
 
-    async def _call(self, topic: str, payload: bytes) -> None:
-        """Route a client's call (mqant.routing, CONTRACT.md) and publish the reply, if any."""
+    def _write_reply(self, topic: str, reply: bytes, properties: Properties | None) -> None:
+        try:
+            self.protocol.send_publish(topic, reply, properties=properties)
+        except PublishTooLarge:
+            metrics.PUSHES_DROPPED.child("too_large").add()
+
+    def _ack(self, message: MessageReceived, reason_code: int, error: str) -> None:
+        """Acknowledge a QoS 1-2 call that has ended (ACK_AFTER_HANDLER), with ``error`` as
+        the MQTT 5 reason string."""
+        if self._manual_acks and message.packet_id is not None and self.protocol.accepted:
+            self.protocol.ack(message.packet_id, reason_code, error or None)
+
+    async def _call(self, message: MessageReceived) -> None:
+        """Route a client's call (mqant.routing, CONTRACT.md), publish the reply, if any, and
+        acknowledge a QoS 1-2 PUBLISH once its handler has finished (ACK_AFTER_HANDLER)."""
+        topic, request = message.topic, message.properties
         session = self.host.session.for_call(topic)
+        if request.user_properties:
+            session.user_properties = request.user_properties
+        error = ""
         try:
             parsed = routing.parse_topic(topic)
             if parsed is None:
                 metrics.count_call("", "", metrics.BAD_REQUEST)
-                reply: bytes | None = router.envelope(session.trace_id, routing.TOPIC_ERROR, None)
+                error = routing.TOPIC_ERROR
+                answer: dict[str, Any] | bytes = routing.envelope(session.trace_id, error, None)
             else:
                 answer = await routing.dispatch(
-                    session, parsed.target, parsed.handler, payload, routing.decode_payload
+                    session,
+                    parsed.target,
+                    parsed.handler,
+                    message.payload,
+                    router.payload_decoder(request),
                 )
-                reply = router.reply(parsed, answer)
-            if reply is not None:
-                await self.publish(topic, reply)
-        except Exception:
+                error = "" if isinstance(answer, bytes) else str(answer.get("Error") or "")
+            to = router.reply_to(topic, request)
+            if to is not None and not self.outbox.closed and self.protocol.accepted:
+                raw = isinstance(answer, bytes)
+                payload = answer if isinstance(answer, bytes) else routing.encode(answer)
+                self._write_reply(to, payload, router.reply_properties(request, json=not raw))
+        except Exception:  # a cancelled call is acknowledged by whoever cancelled it
             logger.exception("%r: routing %r failed", self, topic)
+            error = error or routing.INTERNAL_ERROR
+        self._ack(message, router.error_reason(error), error)
+        await self.flush()
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
+        """Write what the protocol has queued."""
         data = self.protocol.data_to_send()
         if data:
             await self._send(data)
@@ -310,9 +475,9 @@ class MQTTConnection:
             self.bytes_out += len(data)
             await self.outbox.send(data)
 
-    def _close_soon(self, reason: str) -> None:
+    def _close_soon(self, reason: str, code: int = reasons.UNSPECIFIED_ERROR) -> None:
         logger.info("%r: closing, %s", self, reason)
-        self._spawn(self.close())
+        self._spawn(self.close(code, reason[:1].upper() + reason[1:]))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -341,7 +506,9 @@ class MQTTConnection:
         limit = self._idle_limit()
         idle = self._loop.time() - self._last_seen
         if idle >= limit:
-            self._close_soon(f"silent for {idle:.1f} s (limit {limit:.1f} s)")
+            self._close_soon(
+                f"silent for {idle:.1f} s (limit {limit:.1f} s)", reasons.KEEP_ALIVE_TIMEOUT
+            )
         else:
             self._timer = self._loop.call_later(limit - idle, self._check_idle)
 

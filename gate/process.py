@@ -7,12 +7,14 @@ connection finds the inbox with ``inbox()``.
 
 from gate.heartbeat import GateHeartbeat
 from gate.inbox import Inbox
+from gate.persist import Sessions
 from mqant import runtime
 
 
 def parts() -> list[runtime.Part]:
-    """New parts for a runtime: the inbox first, so that it receives before anything beats."""
-    return [Inbox(), GateHeartbeat()]
+    """New parts for a runtime: the inbox first, so that it receives before anything beats;
+    the persistent sessions' stores."""
+    return [Inbox(), GateHeartbeat(), Sessions()]
 
 
 def inbox() -> Inbox:

@@ -304,8 +304,15 @@ FANOUT_DELIVERIES = _counter(
     "mqant_fanout_deliveries_total", "group messages handed to member connections"
 )
 # "no_connection": its connection is gone; "closed": it is closing; "channel_full": the
-# channel layer's channel of its gate is full.
+# channel layer's channel of its gate is full; "too_large": over the MQTT 5 client's Maximum
+# Packet Size; "away": a QoS 0 push to a persistent session away; "unqueued": a QoS 1 push
+# its session's queue could not take (sent at QoS 0 instead).
 PUSHES_DROPPED = _counter("mqant_pushes_dropped_total", "pushes not delivered", ["reason"])
+PERSISTENT_SESSIONS = _gauge(
+    "mqant_persistent_sessions",
+    "persistent MQTT sessions of this process, with a connection or away",
+    ["state"],
+)
 # Pushes queued for persistent MQTT sessions (mqant.queues) dropped, oldest first, for a
 # session's bound: "messages" (SESSION_QUEUE_MAX_MESSAGES) or "bytes" (SESSION_QUEUE_MAX_BYTES).
 SESSION_PUSHES_DROPPED = _counter(

@@ -3,7 +3,7 @@ the live connection that owns it (mqant's gate.Session)."""
 
 import json
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.utils.module_loading import import_string
@@ -61,6 +61,7 @@ class Session:
         "topic",
         "trace_id",
         "user_id",
+        "user_properties",
     )
 
     def __init__(
@@ -76,6 +77,7 @@ class Session:
         topic: str = "",
         trace_id: str = "",
         span_id: str = "",
+        user_properties: Sequence[Sequence[str]] = (),
     ) -> None:
         self.ip = ip
         self.network = network
@@ -87,6 +89,10 @@ class Session:
         self.topic = topic
         self.trace_id = trace_id
         self.span_id = span_id
+        # A call's MQTT 5 user properties, in the client's order: (name, value) pairs.
+        self.user_properties: tuple[tuple[str, str], ...] = tuple(
+            (str(name), str(value)) for name, value in user_properties
+        )
 
     def __repr__(self) -> str:
         return f"<Session {self.session_id} user={self.user_id!r} {self.network} {self.ip}>"
@@ -144,7 +150,7 @@ class Session:
 
     def state(self) -> SessionState:
         """The session as plain data, for the channel layer."""
-        return {
+        state: SessionState = {
             "ip": self.ip,
             "network": self.network,
             "user_id": self.user_id,
@@ -156,6 +162,9 @@ class Session:
             "trace_id": self.trace_id,
             "span_id": self.span_id,
         }
+        if self.user_properties:
+            state["user_properties"] = [list(pair) for pair in self.user_properties]
+        return state
 
     def is_guest(self) -> bool:
         """Whether the session counts as a guest: by ``MQANT["GUEST_RULE"]`` when set, else

@@ -21,6 +21,7 @@ class SessionState(TypedDict):
     topic: NotRequired[str]
     trace_id: NotRequired[str]
     span_id: NotRequired[str]
+    user_properties: NotRequired[list[list[str]]]  # a call's MQTT 5 user properties
 
 
 class CallMessage(TypedDict):

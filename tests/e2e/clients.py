@@ -9,6 +9,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 
 class ChatClient:
@@ -29,17 +31,22 @@ class ChatClient:
         msgids: Iterator[int] | None = None,
         tls_ca: str = "",
         headers: dict[str, str] | None = None,
+        clean_session: bool = True,
+        mqtt5: bool = False,
+        session_expiry: int | None = None,
     ) -> None:
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.pending: list[tuple[str, bytes]] = []
         self.msgids = msgids if msgids is not None else itertools.count(1)
         self.qos = qos  # of requests: mqant's web client sends QoS 1, its robots QoS 0
         self.closed = False
+        protocol = mqtt.MQTTv5 if mqtt5 else mqtt.MQTTv31 if mqtt31 else mqtt.MQTTv311
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            protocol=mqtt.MQTTv31 if mqtt31 else mqtt.MQTTv311,
+            protocol=protocol,
             transport=transport,  # type: ignore[arg-type]
+            clean_session=None if mqtt5 else clean_session,
         )
         if transport == "websockets":
             self.client.ws_set_options(path=path, headers=headers)
@@ -48,14 +55,42 @@ class ChatClient:
         self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, bytes(m.payload)))
         self.disconnects = 0  # the server closing on it (paho then reconnects by itself)
         self.client.on_disconnect = self._count_disconnect
+        self.connacks: queue.Queue[tuple[bool, Any, Any]] = queue.Queue()  # present, code, props
+        self.client.on_connect = lambda _c, _u, flags, code, props: self.connacks.put(
+            (flags.session_present, code, props)
+        )
         if credentials is not None:  # a user name and its password, sent in CONNECT
             self.client.username_pw_set(*credentials)
         # source: a loopback address such as 127.0.0.7, the client's address for the server.
-        self.client.connect("127.0.0.1", port, keepalive=keepalive, bind_address=source)
+        connect_properties = None
+        if mqtt5 and session_expiry is not None:
+            connect_properties = Properties(PacketTypes.CONNECT)
+            connect_properties.SessionExpiryInterval = session_expiry
+        self.client.connect(
+            "127.0.0.1",
+            port,
+            keepalive=keepalive,
+            bind_address=source,
+            clean_start=clean_session if mqtt5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=connect_properties,
+        )
         self.client.loop_start()
 
     def _count_disconnect(self, *_args: Any) -> None:
         self.disconnects += 1
+
+    def connack(self, timeout: float = 10) -> tuple[bool, Any, Any]:
+        """(session present, reason code, properties) of the next CONNACK."""
+        return self.connacks.get(timeout=timeout)
+
+    def drop(self) -> None:
+        """Vanish as a phone losing its network does: no DISCONNECT, the socket just closes
+        (and paho does not reconnect)."""
+        self.closed = True
+        self.client.loop_stop()
+        sock = self.client.socket()
+        if sock is not None:
+            sock.close()
 
     def close(self) -> None:
         if not self.closed:
