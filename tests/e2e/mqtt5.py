@@ -32,7 +32,7 @@ NOT_FOUND = "Remote function(HD_Nope) not found"
 
 
 class Ports(Protocol):
-    """Where a server listens (tests.e2e.server.ServerProcess, tests.e2e.mosquitto.Mosquitto):
+    """Where a server listens (tests.e2e.server.ServerProcess):
     MQTT over TCP at ``tcp_port``, over WebSocket at ws://127.0.0.1:``port``/mqtt."""
 
     tcp_port: int

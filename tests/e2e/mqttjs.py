@@ -1,11 +1,9 @@
-"""MQTT.js (pinned in tests/e2e/js/package.json) in headless Chromium, for the MQTT 5.0 browser
-tests: its browser bundle and tests/e2e/js/page.js loaded into a blank page, driven through
-``window.mqttTest``. ``npm ci`` installs the bundle the first time; without node and npm the
-tests skip, except in CI, where they fail."""
+"""MQTT.js in headless Chromium, for the MQTT 5.0 browser tests: the browser bundle the chat
+page ships (mqant/static/mqant/vendor/, MQTT.js 5.16.0) and tests/e2e/mqtt5_page.js loaded
+into a blank page, driven through ``window.mqttTest``."""
 
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,42 +12,14 @@ from tests.conftest import require_service
 from tests.e2e.server import ROOT
 from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
 
-JS = ROOT / "tests" / "e2e" / "js"
-BUNDLE = JS / "node_modules" / "mqtt" / "dist" / "mqtt.min.js"
-PAGE_JS = JS / "page.js"
-NPM_SECONDS = 90  # within the test timeout (pyproject: 120 s), which counts fixtures
+BUNDLE = ROOT / "mqant" / "static" / "mqant" / "vendor" / "mqtt.min.js"
+PAGE_JS = ROOT / "tests" / "e2e" / "mqtt5_page.js"
 WAIT_MS = 10_000  # any one packet a page waits for
 EMPTY_PAGE = "<!doctype html><title>MQTT 5.0 test</title>"
 
 
-def pinned_version() -> str:
-    return str(json.loads((JS / "package.json").read_text())["dependencies"]["mqtt"])
-
-
-def installed_version() -> str | None:
-    manifest = JS / "node_modules" / "mqtt" / "package.json"
-    if not BUNDLE.exists() or not manifest.exists():
-        return None
-    return str(json.loads(manifest.read_text())["version"])
-
-
 def mqtt_bundle() -> str:
-    """The path of MQTT.js's browser bundle, after ``npm ci --prefix tests/e2e/js`` when
-    node_modules lacks it or holds another version than the one pinned."""
-    if installed_version() == pinned_version():
-        return str(BUNDLE)
-    for tool in ("node", "npm"):
-        if shutil.which(tool) is None:
-            require_service(tool, "apt-get install nodejs npm")
-    command = ["npm", "ci", "--prefix", str(JS), "--no-audit", "--no-fund"]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=NPM_SECONDS)
-    except subprocess.TimeoutExpired:
-        require_service("npm ci", f"{' '.join(command)} ran past {NPM_SECONDS} s")
-    if done.returncode != 0:
-        require_service("npm ci", f"exit {done.returncode}: {done.stderr[-2000:]}")
-    if installed_version() != pinned_version():
-        require_service("npm ci", f"Expected mqtt {pinned_version()}, got {installed_version()}")
+    """The path of MQTT.js's browser bundle, the one the chat page ships."""
     return str(BUNDLE)
 
 
