@@ -419,6 +419,8 @@ class MQTTConnection:
             self._write_reply(to, reply, router.reply_properties(message.properties))
 
     def _write_reply(self, topic: str, reply: bytes, properties: Properties | None) -> None:
+        if self.protocol.protocol_level != 5:
+            properties = None  # 3.1.1 has none
         try:
             self.protocol.send_publish(topic, reply, properties=properties)
         except PublishTooLarge:

@@ -19,6 +19,7 @@ no SUBSCRIBE) costs nothing here: its pushes take the connection's own path.
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from gate.host import SessionHost
 from gate.inorder import InOrder
 from gate.mqtt import PublishTooLarge, ServerProtocol, reasons
 from gate.mqtt.packets import Connect
+from mqant import conf as mqant_conf
 from mqant import metrics, queues, runtime
 from mqant.errors import ServiceUnavailable
 from mqant.ops import Packet
@@ -260,7 +262,7 @@ class Pushes:
                 packet_id = self._send(protocol, queued)
             except PublishTooLarge:  # over the client's Maximum Packet Size: never sent
                 metrics.PUSHES_DROPPED.child("too_large").add()
-                self._work.add(lambda seq=queued.seq: self.store.ack(self.key, seq))
+                self._work.add(functools.partial(self.store.ack, self.key, queued.seq))
             else:
                 self._in_flight[packet_id] = queued.seq
             self._sent_upto = queued.seq
@@ -339,7 +341,7 @@ class Pushes:
         """Every STORAGE_HEARTBEAT: while connected, the session's lease in its store is
         renewed (its expiry and two beats: should this process die, the store lets it go
         then); while away, its presence record is kept alive, as a connection's packets do."""
-        every = float(conf.get("STORAGE_HEARTBEAT"))
+        every = float(mqant_conf.get("STORAGE_HEARTBEAT"))
         loop = asyncio.get_running_loop()
 
         def beat() -> None:

@@ -51,6 +51,8 @@ class MqttJsPage:
 
     def __init__(self, browser: Any, bundle: str, port: int) -> None:
         self.context = browser.new_context()
+        # The browser's own request for an icon (the server has none): not the test's error.
+        self.context.route("**/favicon.ico", lambda route: route.fulfill(status=204))
         self.page = self.context.new_page()
         self.page.goto(f"http://127.0.0.1:{port}/healthz")
         self.page.set_content(EMPTY_PAGE)

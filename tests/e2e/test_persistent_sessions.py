@@ -84,7 +84,10 @@ def test_a_phone_back_within_the_expiry_gets_what_it_missed_once_in_order(server
         say(bob, "live again")
         assert chats(back, 1) == ["live again"]
         say(back, "hello from the phone")
-        assert bob.wait_json("Chat/OnChat", timeout=10)["from"] == "alice"
+        heard = [bob.wait_json("Chat/OnChat") for _ in range(len(said) + 2)]  # his own too
+        assert heard[-1] == {
+            "roomName": "lobby", "from": "alice", "target": "*", "msg": "hello from the phone"
+        }
     finally:
         back.close()
         bob.close()
@@ -101,12 +104,13 @@ def test_another_user_cannot_take_the_session_of_a_client_id(server):
         server.tcp_port, transport="tcp", client_id="alice-tablet", clean_session=False
     )
     present, code, _ = as_guest.connack()
-    assert (present, code) == (False, 5)  # 3.1.1: not authorized
+    assert not present
+    assert str(code) == "Not authorized"  # 3.1.1's CONNACK 5, as paho names it
     as_mallory = ChatClient(
         server.tcp_port, transport="tcp", client_id="alice-tablet", clean_session=False,
         credentials=mallory_creds,
     )  # fmt: skip
-    assert as_mallory.connack()[1] == 5
+    assert str(as_mallory.connack()[1]) == "Not authorized"
     for client in (as_guest, as_mallory):
         client.close()
 

@@ -104,11 +104,20 @@ async def test_request_reply_envelope(client):
     assert len(reply["Trace"]) == 32
 
 
-async def test_qos1_is_acknowledged_then_answered(client):
+async def test_qos1_is_answered_then_acknowledged_once_the_handler_ran(client):
     await client.send(Publish("HelloWorld/HD_Say/2", b'{"say": "q"}', qos=1, packet_id=9))
-    assert await client.receive() == PubAck(9)
     reply = await client.receive()
     assert json.loads(reply.payload)["Result"] == "you say : q"
+    assert await client.receive() == PubAck(9)
+
+
+async def test_qos1_is_acknowledged_at_once_as_mqant_does_when_asked(settings, mqant_started):
+    settings.MQANT = {**settings.MQANT, "ACK_AFTER_HANDLER": False}
+    c = Client()
+    await c.open()
+    await c.send(Publish("HelloWorld/HD_Say/2", b'{"say": "q"}', qos=1, packet_id=9))
+    assert await c.receive() == PubAck(9)
+    assert json.loads((await c.receive()).payload)["Result"] == "you say : q"
 
 
 async def test_subscribe_always_answered_and_ping(client):
@@ -193,14 +202,15 @@ async def test_packets_pipelined_behind_connect_in_one_frame(mqant_started):
     )
     await c.ws.send_to(bytes_data=frame)
     assert await c.receive() == ConnAck(0)
-    assert await c.receive() == PubAck(1)
     assert json.loads((await c.receive()).payload)["Result"] == "you say : pipelined"
+    assert await c.receive() == PubAck(1)
 
 
 async def test_broken_packet_behind_connect_closes(mqant_started):
     c = Client()
     assert (await c.ws.connect())[0]
     await c.ws.send_to(bytes_data=encode(Connect("MQTT", 4, "x", True, 60)) + b"\x00\x00")
+    assert await c.receive() == ConnAck(0)  # the CONNECT was accepted before what follows
     assert await c.closed_with() == 1000
 
 
@@ -214,7 +224,7 @@ async def test_packet_split_across_frames(client):
 async def test_unsupported_protocol_gets_connack_1(mqant_started):
     c = Client()
     assert (await c.ws.connect())[0]
-    await c.send(Connect("MQTT", 5, "v5", True, 60))
+    await c.send(Connect("MQTT", 6, "v6", True, 60))
     assert await c.receive() == ConnAck(1)
     assert await c.closed_with() == 1000
 

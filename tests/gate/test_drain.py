@@ -152,7 +152,7 @@ class Recorder:
     async def run(self) -> None:
         await self.gate.wait()
 
-    def start(self, calls: Calls, topic: str) -> None:
+    def start(self, calls: Calls[str], topic: str) -> None:
         refusal = calls.start(topic, self.run)
         if refusal is not None:
             self.refused.append((topic, refusal.error))
@@ -162,7 +162,7 @@ class Recorder:
 async def test_calls_drain_then_give_up(settings, ordered):
     settings.MQANT = {**settings.MQANT, "ORDERED_CALLS": ordered}
     recorder = Recorder()
-    calls = Calls()
+    calls: Calls[str] = Calls()
     recorder.start(calls, "M/HD_A/1")
     recorder.start(calls, "M/HD_B/2")
     await asyncio.sleep(0)
@@ -179,7 +179,7 @@ async def test_calls_drain_then_give_up(settings, ordered):
 
 async def test_idle_returns_once_the_calls_end():
     recorder = Recorder()
-    calls = Calls()
+    calls: Calls[str] = Calls()
     recorder.start(calls, "M/HD_A/1")
     idle = asyncio.ensure_future(calls.idle())
     await asyncio.sleep(0.01)

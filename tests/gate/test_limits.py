@@ -247,7 +247,7 @@ async def test_a_connection_past_its_message_rate_is_closed_once_though_tokens_c
     from mqant import routing
 
     clock = FakeClock()
-    calls = Calls()
+    calls: Calls[str] = Calls()
     calls.bucket = TokenBucket(10, 2, clock)
     ran: list[str] = []
 
