@@ -86,7 +86,10 @@ def test_a_phone_back_within_the_expiry_gets_what_it_missed_once_in_order(server
         say(back, "hello from the phone")
         heard = [bob.wait_json("Chat/OnChat") for _ in range(len(said) + 2)]  # his own too
         assert heard[-1] == {
-            "roomName": "lobby", "from": "alice", "target": "*", "msg": "hello from the phone"
+            "roomName": "lobby",
+            "from": "alice",
+            "target": "*",
+            "msg": "hello from the phone",
         }
     finally:
         back.close()
