@@ -76,6 +76,7 @@ class MQTTClient(asyncio.Protocol):
         username: str | None = None,
         password: str | None = None,
         timeout: float = 30.0,
+        clean_session: bool = True,
     ) -> "MQTTClient":
         """Connect, upgrade to WebSocket if asked, and send CONNECT; returns after CONNACK 0."""
         if host not in LOOPBACK:
@@ -90,7 +91,7 @@ class MQTTClient(asyncio.Protocol):
                 "MQTT",
                 4,
                 client_id,
-                True,
+                clean_session,
                 keepalive,
                 username=username,
                 password=None if password is None else password.encode(),
@@ -152,8 +153,8 @@ class MQTTClient(asyncio.Protocol):
         self.send(data)
         return await waiter
 
-    async def subscribe(self, topic: str, packet_id: int = 1) -> None:
-        ack = await self.request(encode(Subscribe(packet_id, ((topic, 0),))), SubAck)
+    async def subscribe(self, topic: str, packet_id: int = 1, qos: int = 0) -> None:
+        ack = await self.request(encode(Subscribe(packet_id, ((topic, qos),))), SubAck)
         assert isinstance(ack, SubAck)
 
     async def ping(self) -> None:
@@ -224,6 +225,8 @@ class MQTTClient(asyncio.Protocol):
         on_publish = self.on_publish
         while (packet := decoder.next_packet()) is not None:
             if isinstance(packet, Publish):
+                if packet.packet_id is not None:  # QoS 1: acknowledged, as any client does
+                    self.send(b"\x40\x02" + packet.packet_id.to_bytes(2, "big"))
                 if on_publish is not None:
                     on_publish(packet.topic, packet.payload)
                 continue

@@ -52,9 +52,16 @@ class Endpoint:
         server = f"{self.target}/{self.asgi}" if self.asgi else self.target
         return f"{server} {self.transport}"
 
-    async def open(self, on_publish: Callable[[str, bytes], None] | None = None) -> MQTTClient:
+    async def open(
+        self, on_publish: Callable[[str, bytes], None] | None = None, **connect: Any
+    ) -> MQTTClient:
+        """A client connected to the endpoint; ``connect``: MQTTClient.open's options."""
         return await MQTTClient.open(
-            self.host, self.port, websocket=self.transport != "tcp", on_publish=on_publish
+            self.host,
+            self.port,
+            websocket=self.transport != "tcp",
+            on_publish=on_publish,
+            **connect,
         )
 
 
@@ -144,9 +151,9 @@ class Caller:
         return reply.get("Result")
 
 
-async def open_caller(endpoint: Endpoint) -> Caller:
+async def open_caller(endpoint: Endpoint, **connect: Any) -> Caller:
     caller = Caller()
-    caller.client = await endpoint.open(caller.on_publish)
+    caller.client = await endpoint.open(caller.on_publish, **connect)
     return caller
 
 
@@ -289,9 +296,15 @@ async def fanout(
     seconds: float,
     window: int = 8,
     progress: Callable[[], None] = lambda: None,
+    pushes: str = "qos0",
 ) -> dict[str, Any]:
     """``members`` clients in one room; the first speaks, with at most ``window`` messages
-    not yet delivered to every member, for ``seconds``; then the room drains."""
+    not yet delivered to every member, for ``seconds``; then the room drains.
+
+    ``pushes`` (the product only): "qos0", mqant's pushes; "qos1", each member subscribes to
+    Chat/OnChat at QoS 1 (a clean session: the gate tracks each push until its PUBACK);
+    "persistent", each member connects with clean session 0 (Chat/OnChat is one of
+    RELIABLE_PUSHES: each push written to the session's queue, sent, and removed at PUBACK)."""
     check_bounds(members, seconds)
     room = Room(members)
     name = f"bench{time.monotonic_ns()}"
@@ -302,7 +315,10 @@ async def fanout(
             room.deliver(payload)
 
     async def join(index: int) -> MQTTClient:
-        caller = await open_caller(endpoint)
+        connect: dict[str, Any] = {}
+        if product and pushes == "persistent":
+            connect = {"client_id": f"{name}c{index}", "clean_session": False}
+        caller = await open_caller(endpoint, **connect)
         caller.on_other = on_publish
         assert caller.client is not None
         if product:
@@ -310,6 +326,8 @@ async def fanout(
             login = {"userName": user, "passWord": BENCH_PASSWORD}
             await caller.call_json("Login/HD_Login/1", login)
             await caller.call_json("Chat/HD_JoinChat/2", {"roomName": name})
+            if pushes == "qos1":
+                await caller.client.subscribe("Chat/OnChat", qos=1)
         else:
             await caller.client.subscribe(f"room/{name}")
         clients.append(caller)
@@ -346,6 +364,7 @@ async def fanout(
         endpoint,
         "fanout",
         members,
+        pushes=pushes,
         seconds=elapsed,
         messages=sent,
         deliveries=delivered,

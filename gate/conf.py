@@ -46,7 +46,8 @@ DEFAULTS: dict[str, Any] = {
     # capped by it. 0: every session ends with its connection (CONNACK session present 0).
     "SESSION_EXPIRY_MAX": 3600.0,
     # Persistent sessions one address may hold in one process, connected or away; past it a
-    # CONNECT asking for one is refused (MQTT 5: 0x97 quota exceeded; 3.1.1: code 3).
+    # CONNECT asking for one is refused (MQTT 5: 0x97 quota exceeded; 3.1.1: code 3). 0: no
+    # bound per address (MAX_PERSISTENT_SESSIONS still holds).
     "PERSISTENT_SESSIONS_PER_ADDRESS": 16,
     # Topic filters of the pushes a persistent session gets at QoS 1 (queued while it is
     # away, re-sent until acknowledged), whatever it subscribed to; the others at QoS 0.

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Iterable
 
-from gate import daphne_guard, keeper, listeners
+from gate import daphne_guard, keeper, listeners, persist
 from gate.connection import MQTTConnection, end_all
 from mqant import conf
 
@@ -65,6 +65,7 @@ async def close_all(deadline: float) -> None:
     await _wait(ending, halfway, "the connections to close")
     await _until_gone(halfway)
     await end_all()  # those whose transport did not report the close in time
+    await persist.end_all()  # the persistent sessions left waiting for their connections
     await keeper.drain(max(deadline - loop.time(), 0.0))
 
 

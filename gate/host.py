@@ -20,6 +20,7 @@ from mqant.ops import (
     Get,
     GroupAdd,
     GroupDiscard,
+    HandOver,
     Logout,
     Packet,
     Push,
@@ -72,6 +73,8 @@ class SessionHost:
         self.keeper = SessionKeeper(session, inbox.closes)
         self.lost = False
         self._events: InOrder | None = None
+        # Called when another gate process takes the session (HandOver): gate.persist's.
+        self.on_hand_over: Callable[[], Coroutine[Any, Any, None]] | None = None
 
     @classmethod
     def fresh(
@@ -171,7 +174,19 @@ class SessionHost:
                     await self.inbox.add(group, self, name)
             case GroupDiscard(group):
                 await self.inbox.discard(group, self)
+            case HandOver():
+                return await self.hand_over()
         return self.session.state()
+
+    async def hand_over(self) -> SessionState:
+        """A connection of another gate process took the session's client id (its queue
+        goes on there): the session ends here, its connection, if any, told why."""
+        state = self.session.state()
+        if self.on_hand_over is not None:
+            await self.on_hand_over()
+        if not self.lost:
+            await self.end(True)
+        return state
 
     async def bind(self, user_id: str) -> None:
         """Bind to ``user_id``, with its stored settings (live keys win); a session bound to

@@ -33,9 +33,9 @@ from gate.inorder import InOrder
 from gate.mqtt import PublishTooLarge, ServerProtocol, reasons
 from gate.mqtt.packets import Connect
 from mqant import conf as mqant_conf
-from mqant import metrics, queues, runtime
+from mqant import metrics, owners, queues, runtime
 from mqant.errors import ServiceUnavailable
-from mqant.ops import Packet
+from mqant.ops import HandOver, Packet
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +168,7 @@ class Pushes:
         self.ended = False
         host.deliver = self.deliver
         host.deliver_many = self.deliver_many
+        host.on_hand_over = self._taken_elsewhere
 
     def __repr__(self) -> str:
         return f"<Pushes {self.key} {'connected' if self.connection else 'away'}>"
@@ -390,6 +391,17 @@ class Pushes:
             except ServiceUnavailable as err:
                 logger.warning("%r: the queue was not discarded (it expires): %s", self, err)
 
+    async def _taken_elsewhere(self) -> None:
+        """A connection of another gate process claimed the session (HandOver): its pushes
+        stop here, and its connection, if any, is closed as taken over; the host ends."""
+        if self.ended:
+            return
+        await self.end(discard=False)
+        connection = self.connection
+        if connection is not None:
+            connection.hand_over()  # the host ends by the HandOver, not by the close
+            await connection.close(reasons.SESSION_TAKEN_OVER, "Session taken over")
+
     async def _taken_over(self) -> None:
         """A connection of another process claimed the session: this copy leaves."""
         if self.ended:
@@ -456,11 +468,16 @@ async def take(connection: Connection, want: Wanted, connect: Connect, user: str
     client_id = connect.client_id
     local = Pushes.live.get(client_id)
     ip = connection.host.session.ip
-    if local is None and count_from(ip) >= int(conf.get("PERSISTENT_SESSIONS_PER_ADDRESS")):
+    most = int(conf.get("PERSISTENT_SESSIONS_PER_ADDRESS"))
+    if local is None and most and count_from(ip) >= most:
         raise Refused(reasons.QUOTA_EXCEEDED, "Too many persistent sessions from your address")
     store = sessions().store
-    owner = connection.host.inbox.address("mqtt:" + client_id)
+    # The owner token names the channel of the session that holds the queue: a connection
+    # of another process that takes the session over tells it there (HandOver).
+    owner = (local.host if local is not None else connection.host).session.channel
     claim, user = await _claim(store, client_id, owner, user, want, connect, ip)
+    if claim.previous_owner and claim.previous_owner != owner:
+        await owners.session_op_nr(claim.previous_owner, HandOver())
     if local is not None and not local.ended:
         old = local.connection
         if old is not None:
@@ -547,17 +564,25 @@ class Sessions:
         pass
 
     async def stop(self) -> None:
-        """The process stops: its persistent sessions stay in the store, for their expiry,
-        for a connection to another process (or to this one, started again)."""
-        cap = float(conf.get("SESSION_EXPIRY_MAX"))
-        for pushes in list(Pushes.live.values()):
-            await pushes.end(discard=False)
-            try:
-                await self.store.release(pushes.key, pushes.owner, pushes.expiry or cap)
-            except ServiceUnavailable as err:
-                logger.warning("%r: the queue's expiry was not written: %s", pushes, err)
+        await end_all()
         await self.store.close()
         await self.local.close()
+
+
+async def end_all() -> None:
+    """The process stops (gate.drain, once its connections are closed): each persistent
+    session ends here, and the modules hear of it as of a connection's end; its queue stays in
+    the store, for its expiry, for a connection to another process (or to this one, started
+    again), which gets it with session present 1."""
+    cap = float(conf.get("SESSION_EXPIRY_MAX"))
+    for pushes in list(Pushes.live.values()):
+        await pushes.end(discard=False)
+        try:
+            await pushes.store.release(pushes.key, pushes.owner, pushes.expiry or cap)
+        except ServiceUnavailable as err:
+            logger.warning("%r: the queue's expiry was not written: %s", pushes, err)
+        if pushes.connection is None and not pushes.host.lost:
+            await pushes.host.end(True)
 
 
 def sessions() -> Sessions:

@@ -85,6 +85,13 @@ class Close:
 
 
 @dataclass(frozen=True, slots=True)
+class HandOver:
+    """A connection of another gate process took the client id of this persistent MQTT
+    session (gate.persist), whose queue goes on there: the session ends here, as on a
+    disconnect, and its connection, if any, is closed as taken over."""
+
+
+@dataclass(frozen=True, slots=True)
 class GroupAdd:
     """Make the connection a member of channel-layer group ``group``; ``name`` is the
     group's own name, for the gates' census ("" for an unnamed group)."""
@@ -113,6 +120,7 @@ SessionOp = (
     | Close
     | GroupAdd
     | GroupDiscard
+    | HandOver
 )
 
 
@@ -139,6 +147,8 @@ def encode_op(op: SessionOp) -> SessionOpFields:
             return {"op": "send", "key": topic, "payload": payload}
         case Close():
             return {"op": "close"}
+        case HandOver():
+            return {"op": "hand_over"}
         case GroupAdd(group, name):
             return {"op": "group_add", "group": group, "name": name}
         case GroupDiscard(group):
@@ -168,6 +178,8 @@ def decode_op(fields: SessionOpFields) -> SessionOp:
             return Send(fields["key"], fields["payload"])
         case "close":
             return Close()
+        case "hand_over":
+            return HandOver()
         case "group_add":
             return GroupAdd(fields["group"], fields.get("name", ""))
         case "group_discard":

@@ -77,6 +77,7 @@ SessionOpName = Literal[
     "close",
     "group_add",
     "group_discard",
+    "hand_over",
 ]
 
 

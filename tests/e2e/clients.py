@@ -52,8 +52,10 @@ class ChatClient:
             self.client.ws_set_options(path=path, headers=headers)
         if tls_ca:  # TLS (mqtts, wss), the server's certificate signed by this CA file
             self.client.tls_set(ca_certs=tls_ca)
-        self.client.on_message = lambda _c, _u, m: self.messages.put((m.topic, bytes(m.payload)))
+        self.qos_of: dict[str, int] = {}  # the QoS of the last PUBLISH on each topic
+        self.client.on_message = self._received
         self.disconnects = 0  # the server closing on it (paho then reconnects by itself)
+        self.disconnect_reasons: list[Any] = []  # the reason codes (MQTT 5: the server's)
         self.client.on_disconnect = self._count_disconnect
         self.connacks: queue.Queue[tuple[bool, Any, Any]] = queue.Queue()  # present, code, props
         self.client.on_connect = lambda _c, _u, flags, code, props: self.connacks.put(
@@ -76,8 +78,15 @@ class ChatClient:
         )
         self.client.loop_start()
 
-    def _count_disconnect(self, *_args: Any) -> None:
+    def _received(self, _client: Any, _userdata: Any, message: Any) -> None:
+        self.qos_of[message.topic] = message.qos
+        self.messages.put((message.topic, bytes(message.payload)))
+
+    def _count_disconnect(
+        self, _client: Any, _userdata: Any, _flags: Any, code: Any, *_: Any
+    ) -> None:
         self.disconnects += 1
+        self.disconnect_reasons.append(code)
 
     def connack(self, timeout: float = 10) -> tuple[bool, Any, Any]:
         """(session present, reason code, properties) of the next CONNACK."""

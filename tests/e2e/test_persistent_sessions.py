@@ -53,10 +53,15 @@ def chats(client: ChatClient, count: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def small_queues(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server whose sessions queue 3 pushes at most, and expire after 2 s at most."""
+    """A server whose sessions queue 3 pushes at most and expire after 2 s at most, and where
+    one address holds 4 persistent sessions at most."""
     server = ServerProcess(
         tmp_path_factory.mktemp("small-queues"),
-        mqant={"SESSION_QUEUE_MAX_MESSAGES": 3, "SESSION_EXPIRY_MAX": 2},
+        mqant={
+            "SESSION_QUEUE_MAX_MESSAGES": 3,
+            "SESSION_EXPIRY_MAX": 2,
+            "PERSISTENT_SESSIONS_PER_ADDRESS": 4,
+        },
     ).start()
     yield server
     server.stop()
@@ -224,3 +229,57 @@ def test_on_the_other_gate_and_after_a_kill_9_of_the_first(deployment):
         assert again.nothing_on("Chat/OnChat", within=0.3)  # all acknowledged: none again
     finally:
         again.close()
+
+
+def test_a_second_connection_takes_the_session_and_the_first_hears_why(server):
+    first = ChatClient(
+        server.tcp_port, transport="tcp", client_id="taken", clean_session=False, mqtt5=True,
+        session_expiry=30,
+    )  # fmt: skip
+    first.connack()
+    second = ChatClient(
+        server.tcp_port, transport="tcp", client_id="taken", clean_session=False, mqtt5=True,
+        session_expiry=30,
+    )  # fmt: skip
+    try:
+        assert second.connack()[0] is True  # the session goes on here
+        deadline = time.monotonic() + 5
+        while not first.disconnect_reasons and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [str(code) for code in first.disconnect_reasons] == ["Session taken over"]
+    finally:
+        first.drop()
+        second.close()
+
+
+def test_an_address_holds_a_bounded_number_of_persistent_sessions(small_queues):
+    port = small_queues.tcp_port
+    kept = [
+        ChatClient(port, transport="tcp", client_id=f"many-{i}", clean_session=False)
+        for i in range(4)
+    ]
+    for client in kept:
+        assert str(client.connack()[1]) == "Success"
+    refused = ChatClient(
+        port, transport="tcp", client_id="many-4", mqtt5=True, clean_session=False,
+        session_expiry=10,
+    )  # fmt: skip
+    code, properties = refused.connack()[1:]
+    assert str(code) == "Quota exceeded"
+    assert properties.ReasonString == "Too many persistent sessions from your address"
+    clean = ChatClient(port, transport="tcp", client_id="many-5")  # a clean one is no session
+    assert str(clean.connack()[1]) == "Success"
+    for client in (*kept, refused, clean):
+        client.close()
+
+
+def test_a_clean_session_subscribed_at_qos_1_gets_its_pushes_at_qos_1(server):
+    carol = user(server.tcp_port, "carol", qos=1)
+    join(carol, "qos-room")
+    carol.client.subscribe("Chat/OnChat", qos=1)
+    time.sleep(0.2)  # the SUBACK
+    say(carol, "at least once", room="qos-room")
+    assert chats(carol, 1) == ["at least once"]
+    assert carol.qos_of["Chat/OnChat"] == 1
+    assert carol.qos_of["Chat/HD_Say/3"] == 0  # the reply, as ever
+    carol.close()

@@ -23,6 +23,7 @@ from gate.mqtt.packets import (
     SubAck,
     Subscribe,
 )
+from gate.mqtt.properties import Properties
 from mqant import Module, groups, register_module
 
 
@@ -33,10 +34,16 @@ class Slow(Module):
     async def on_init(self, settings: dict[str, Any]) -> None:
         await super().on_init(settings)
         self.register_go("HD_Wait", self.wait)
+        self.register("HD_Echo", self.echo)
 
     async def wait(self, session, msg):
         await asyncio.sleep(float(msg["seconds"]))
         return "done"
+
+    async def echo(self, session, msg):
+        """What reached the handler: the message's type and the call's user properties."""
+        kind = "bytes" if isinstance(msg, bytes) else type(msg).__name__
+        return {"msg": kind, "user_properties": [list(p) for p in session.user_properties]}
 
 
 class Client:
@@ -49,14 +56,17 @@ class Client:
         self.decoder = Decoder()
         self.packets: list[Any] = []
 
-    async def open(self, keepalive: int = 60) -> None:
+    async def open(self, keepalive: int = 60, level: int = 4) -> None:
         connected, _ = await self.ws.connect()
         assert connected
-        await self.send(Connect("MQTT", 4, "test-client", True, keepalive))
-        assert await self.receive() == ConnAck(0)
+        self.level = self.decoder.protocol_level = level
+        await self.send(Connect("MQTT", level, "test-client", True, keepalive))
+        connack = await self.receive()
+        assert isinstance(connack, ConnAck)
+        assert connack.return_code == 0
 
     async def send(self, packet: Any) -> None:
-        await self.ws.send_to(bytes_data=encode(packet))
+        await self.ws.send_to(bytes_data=encode(packet, protocol_level=getattr(self, "level", 4)))
 
     async def receive(self, timeout: float = 3) -> Any:
         while not self.packets:
@@ -319,3 +329,46 @@ async def test_a_group_costs_one_layer_member_per_gate_process(settings, mqant_s
         await c.ws.disconnect()
     await asyncio.sleep(0.1)
     assert groups.group_name(room_group("fan")) not in layer.groups
+
+
+async def test_mqtt5_user_properties_reach_the_handler_and_the_reply_its_response_topic(
+    mqant_started,
+):
+    c = Client()
+    await c.open(level=5)
+    asked = Properties(
+        response_topic="me/replies",
+        correlation_data=b"\x01id",
+        user_properties=(("a", "1"), ("b", "two"), ("a", "3")),
+    )
+    await c.send(Publish("Slow/HD_Echo", b'{"x": 1}', qos=1, packet_id=3, properties=asked))
+    reply = await c.receive()
+    assert isinstance(reply, Publish)
+    assert reply.topic == "me/replies"
+    assert reply.properties.correlation_data == b"\x01id"
+    assert reply.properties.content_type == "application/json"
+    assert reply.properties.payload_format_indicator == 1
+    result = json.loads(reply.payload)["Result"]
+    assert result == {"msg": "dict", "user_properties": [["a", "1"], ["b", "two"], ["a", "3"]]}
+    assert await c.receive() == PubAck(3)
+    await c.ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "payload", "kind"),
+    [
+        ("application/octet-stream", b'{"x": 1}', "bytes"),  # mqant would parse it
+        ("application/json", b' {"x": 1} ', "dict"),  # mqant would not
+        (None, b'{"x": 1}', "dict"),
+    ],
+)
+async def test_mqtt5_content_type_says_how_the_payload_is_read(
+    mqant_started, content_type, payload, kind
+):
+    c = Client()
+    await c.open(level=5)
+    asked = Properties(content_type=content_type, response_topic="r")
+    await c.send(Publish("Slow/HD_Echo", payload, properties=asked))
+    reply = await c.receive()
+    assert json.loads(reply.payload)["Result"]["msg"] == kind
+    await c.ws.disconnect()
