@@ -54,6 +54,7 @@ class Outgoing:
         "_level",
         "_next_id",
         "_out",
+        "acks",
         "max_packet_size",
         "receive_maximum",
         "unknown_acks",
@@ -69,6 +70,7 @@ class Outgoing:
         self.receive_maximum = _MAX_ID  # the client's: QoS 1 PUBLISHes it takes unacked
         self.max_packet_size: int | None = None  # the client's, level 5
         self.unknown_acks = 0  # PUBACKs for no PUBLISH in flight, ignored
+        self.acks = 0  # PUBACKs for a PUBLISH in flight
 
     def begin(self, connect: Connect, max_aliases: int) -> None:
         """Adopt what the client's CONNECT says it accepts."""
@@ -129,6 +131,7 @@ class Outgoing:
         if self._in_flight.pop(packet_id, None) is None:
             self.unknown_acks += 1
             return None
+        self.acks += 1
         return PublishAcknowledged(packet_id, reason_code)
 
     def _free_id(self, qos: int) -> int:

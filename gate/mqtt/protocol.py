@@ -224,8 +224,9 @@ class ServerProtocol:
 
     @property
     def control_packets_received(self) -> int:
-        """Packets decoded so far other than PUBLISH."""
-        return self._packets - self._handlers.publishes
+        """Packets decoded so far other than PUBLISH and the PUBACKs of the server's own
+        QoS 1 PUBLISHes (as many as it sent: the server's pace, not the client's)."""
+        return self._packets - self._handlers.publishes - self._outgoing.acks
 
     @property
     def keepalive_timeout(self) -> float | None:

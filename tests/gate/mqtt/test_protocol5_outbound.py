@@ -67,6 +67,21 @@ def test_an_unknown_puback_is_counted_and_ignored():
     assert server.state is State.CONNECTED
 
 
+def test_pubacks_of_the_servers_publishes_are_not_the_clients_control_packets():
+    """A client that acknowledges many QoS 1 pushes sends as many PUBACKs as the server sent
+    PUBLISHes: its control-packet rate must not count them (a chat room at QoS 1 would get
+    its members closed); a PUBACK for nothing in flight counts."""
+    server = connected_4()
+    before = server.control_packets_received
+    for _ in range(50):
+        packet_id = server.send_publish("t", b"x", qos=1)
+        assert packet_id is not None
+        server.receive_data(encode(PubAck(packet_id)))
+    assert server.control_packets_received == before
+    server.receive_data(encode(PubAck(999)))
+    assert server.control_packets_received == before + 1
+
+
 def test_packet_ids_skip_those_in_flight():
     server = connected()
     server.resend(1, "t", b"", 1)
