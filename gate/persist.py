@@ -43,6 +43,13 @@ logger = logging.getLogger(__name__)
 # bounds dropped while it was away: {"dropped": N}.
 DROPPED_TOPIC = "Gate/OnDropped"
 
+# Pushes of one session waiting for its store (a Redis that hangs holds each write up to its
+# timeout): past it a push is dropped and counted, not kept in memory.
+MAX_WAITING = 1000
+# Pushes of one session sent and not yet acknowledged, at most, whatever the client's receive
+# maximum (65535 for 3.1.1): what a client that never acknowledges holds in memory here.
+MAX_IN_FLIGHT = 64
+
 PARKED = metrics.PERSISTENT_SESSIONS.child("away")
 LIVE = metrics.PERSISTENT_SESSIONS.child("connected")
 
@@ -160,7 +167,6 @@ class Pushes:
         # packet id, sent again under that id with DUP (MQTT 4.4).
         self._unacked: dict[int, int] = {}
         self._work = InOrder(lambda: f"{host!r}: pushes")
-        self._pump_waiting = False
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._beat_timer: asyncio.TimerHandle | None = None
         self._user = host.session.user_id  # the user the store knows the session is
@@ -197,6 +203,9 @@ class Pushes:
                 await connection.publish(topic, payload)
             else:
                 self._work.add(lambda: self._publish_qos0(topic, payload))
+            return
+        if len(self._work) >= MAX_WAITING:  # its store does not keep up (Redis hung)
+            metrics.PUSHES_DROPPED.child("unqueued").add()
             return
         self._work.add(lambda: self._append(topic, payload))
 
@@ -247,7 +256,7 @@ class Pushes:
         if connection is None or connection.closed:
             return
         protocol = connection.protocol
-        quota = protocol.send_quota
+        quota = min(protocol.send_quota, MAX_IN_FLIGHT - len(self._in_flight))
         if quota <= 0:
             return
         try:
@@ -257,7 +266,7 @@ class Pushes:
         if self.connection is not connection or connection.closed:
             return
         for queued in batch:
-            if protocol.send_quota <= 0 or not protocol.accepted:
+            if protocol.send_quota <= 0 or not protocol.accepted or self.connection is None:
                 break
             try:
                 packet_id = self._send(protocol, queued)
