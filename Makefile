@@ -33,9 +33,11 @@ test: check
 test-fast: $(VENV)/.dev-deps
 	$(BIN)/python -m pytest -m "not e2e"
 
-# The load tool's full run (about 15 minutes): docs/bench/ and docs/benchmarks.md's tables.
+# The load tool's full run (about 15 minutes): docs/bench/ and docs/benchmarks.md's tables;
+# then what QoS 1 pushes cost against QoS 0 (about 2 minutes, printed: docs/benchmarks.md).
 bench: $(VENV)/.dev-deps
 	$(BIN)/python -m bench --update-docs
+	$(BIN)/python -m bench.qos
 
 check: $(VENV)/.dev-deps
 	$(BIN)/ruff check .
