@@ -374,7 +374,7 @@ class MQTTConnection:
         if asked > most:
             fields["server_keep_alive"] = most
         requested = connect.properties.session_expiry_interval or 0
-        if requested != 0xFFFFFFFF and requested != int(want.expiry):
+        if requested != int(want.expiry):  # capped (0xFFFFFFFF, "never", included)
             fields["session_expiry_interval"] = int(want.expiry)
         if resumed is not None and resumed.dropped:
             fields["user_properties"] = (("dropped", str(resumed.dropped)),)
