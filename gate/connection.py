@@ -42,13 +42,6 @@ from mqant.ops import Bind, GroupAdd, Packet
 
 logger = logging.getLogger(__name__)
 
-# The reason code of the acknowledgement of a QoS 1-2 call the connection refused.
-_REFUSAL_REASONS = {
-    SHUTTING_DOWN: reasons.UNSPECIFIED_ERROR,
-    routing.WORK_QUEUE_FULL: reasons.QUOTA_EXCEEDED,
-    routing.RATE_EXCEEDED: reasons.QUOTA_EXCEEDED,
-}
-
 
 class MQTTConnection:
     """A client connection speaking mqant's MQTT contract (CONTRACT.md)."""
@@ -406,14 +399,17 @@ class MQTTConnection:
         _count_refused(message.topic, refusal)
         if refusal.error:
             self._answer_refused(message, refusal.error)
-        self._ack(
-            message, _REFUSAL_REASONS.get(refusal.error, reasons.QUOTA_EXCEEDED), refusal.error
-        )
+        if refusal.error == SHUTTING_DOWN:
+            code = reasons.UNSPECIFIED_ERROR
+        else:  # refused for its rate or the calls in flight ("": dropped for its rate)
+            code = router.error_reason(refusal.error or routing.RATE_EXCEEDED)
+        self._ack(message, code, refusal.error)
         if refusal.close:
             self._close_soon(refusal.close, reasons.MESSAGE_RATE_TOO_HIGH)
 
     def _answer_refused(self, message: MessageReceived, error: str) -> None:
-        to = router.reply_to(message.topic, message.properties)
+        parsed = routing.parse_topic(message.topic)
+        to = router.reply_to(message.topic, parsed, message.properties)
         if to is not None:
             reply = router.envelope(secrets.token_hex(16), error, None)
             self._write_reply(to, reply, router.reply_properties(message.properties))
@@ -455,11 +451,12 @@ class MQTTConnection:
                     router.payload_decoder(request),
                 )
                 error = "" if isinstance(answer, bytes) else str(answer.get("Error") or "")
-            to = router.reply_to(topic, request)
+            to = router.reply_to(topic, parsed, request)
             if to is not None and not self.outbox.closed and self.protocol.accepted:
-                raw = isinstance(answer, bytes)
-                payload = answer if isinstance(answer, bytes) else routing.encode(answer)
-                self._write_reply(to, payload, router.reply_properties(request, json=not raw))
+                if isinstance(answer, bytes):
+                    self._write_reply(to, answer, router.reply_properties(request, json=False))
+                else:
+                    self._write_reply(to, routing.encode(answer), router.reply_properties(request))
         except Exception:  # a cancelled call is acknowledged by whoever cancelled it
             logger.exception("%r: routing %r failed", self, topic)
             error = error or routing.INTERNAL_ERROR

@@ -18,6 +18,7 @@ no SUBSCRIBE) costs nothing here: its pushes take the connection's own path.
 """
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
@@ -130,7 +131,13 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
 
 def reliable(topic: str) -> bool:
     """Whether a persistent session gets pushes on ``topic`` at QoS 1 (RELIABLE_PUSHES)."""
-    return any(topic_matches(f, topic) for f in conf.get("RELIABLE_PUSHES"))
+    return _matches_any(tuple(conf.get("RELIABLE_PUSHES")), topic)
+
+
+@functools.lru_cache(maxsize=1024)
+def _matches_any(filters: tuple[str, ...], topic: str) -> bool:
+    """Once per topic, not once per member a room's push reaches."""
+    return any(topic_matches(f, topic) for f in filters)
 
 
 class Pushes:
@@ -394,6 +401,9 @@ class Pushes:
         self._count(None)
         if self.persistent and Pushes.live.get(self.key) is self:
             del Pushes.live[self.key]
+            _per_address[self.ip] -= 1
+            if not _per_address[self.ip]:
+                del _per_address[self.ip]
         if discard:
             try:
                 await self.store.discard(self.key, self.owner)
@@ -445,9 +455,13 @@ class ParkedLink:
         await self.pushes.end_away()
 
 
+# Persistent sessions of this process by address, connected or away (Pushes.live's).
+_per_address: collections.Counter[str] = collections.Counter()
+
+
 def count_from(ip: str) -> int:
     """Persistent sessions of this process from address ``ip``, connected or away."""
-    return sum(1 for p in Pushes.live.values() if p.ip == ip)
+    return _per_address[ip]
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,6 +519,7 @@ async def take(connection: Connection, want: Wanted, connect: Connect, user: str
     pushes._user = claim.user_id
     pushes.expiry = want.expiry
     Pushes.live[client_id] = pushes
+    _per_address[pushes.ip] += 1
     connection.pushes = pushes
     return Resumed(pushes, claim.present and not want.clean, None, claim.dropped, user)
 

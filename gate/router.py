@@ -18,12 +18,13 @@ def envelope(trace_id: str, error: str, result: Any) -> bytes:
     return routing.encode(routing.envelope(trace_id, error, result))
 
 
-def reply_to(topic: str, request: Properties) -> str | None:
+def reply_to(topic: str, parsed: routing.Topic | None, request: Properties) -> str | None:
     """The topic a call's reply goes to: the request's Response Topic (MQTT 5), else the
-    request's own topic when it has a msgid or is malformed (mqant's way); None: no reply."""
+    request's own topic when it has a msgid or is malformed (``parsed`` None: mqant's way);
+    None: no reply."""
     if request.response_topic is not None:
         return request.response_topic
-    return topic if routing.wants_reply(topic) else None
+    return topic if parsed is None or parsed.msgid else None
 
 
 def reply_properties(request: Properties, json: bool = True) -> Properties | None:
@@ -76,4 +77,6 @@ def error_reason(error: str) -> int:
         return reasons.TOPIC_NAME_INVALID
     if error == routing.JSON_ERROR:
         return reasons.PAYLOAD_FORMAT_INVALID
+    if error in (routing.WORK_QUEUE_FULL, routing.RATE_EXCEEDED):
+        return reasons.QUOTA_EXCEEDED
     return reasons.IMPLEMENTATION_SPECIFIC_ERROR

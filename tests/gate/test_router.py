@@ -9,17 +9,26 @@ from gate.mqtt import reasons
 from gate.mqtt.properties import NO_PROPERTIES, Properties
 from mqant import routing
 
+parse = routing.parse_topic
+
 
 def test_the_reply_goes_to_the_topic_with_a_msgid_as_mqant_does() -> None:
-    assert router.reply_to("HelloWorld/HD_Say/7", NO_PROPERTIES) == "HelloWorld/HD_Say/7"
-    assert router.reply_to("HelloWorld/HD_Say", NO_PROPERTIES) is None
-    assert router.reply_to("Nope", NO_PROPERTIES) == "Nope"  # malformed: answered anyway
+    assert (
+        router.reply_to("HelloWorld/HD_Say/7", parse("HelloWorld/HD_Say/7"), NO_PROPERTIES)
+        == "HelloWorld/HD_Say/7"
+    )
+    assert router.reply_to("HelloWorld/HD_Say", parse("HelloWorld/HD_Say"), NO_PROPERTIES) is None
+    assert (
+        router.reply_to("Nope", parse("Nope"), NO_PROPERTIES) == "Nope"
+    )  # malformed: answered anyway
 
 
 def test_a_response_topic_takes_the_reply_with_or_without_a_msgid() -> None:
     asked = Properties(response_topic="me/replies")
-    assert router.reply_to("HelloWorld/HD_Say", asked) == "me/replies"
-    assert router.reply_to("HelloWorld/HD_Say/7", asked) == "me/replies"
+    assert router.reply_to("HelloWorld/HD_Say", parse("HelloWorld/HD_Say"), asked) == "me/replies"
+    assert (
+        router.reply_to("HelloWorld/HD_Say/7", parse("HelloWorld/HD_Say/7"), asked) == "me/replies"
+    )
 
 
 def test_a_reply_echoes_the_correlation_data_and_says_json() -> None:
