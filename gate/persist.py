@@ -32,7 +32,7 @@ from gate.auth import connect_user
 from gate.host import SessionHost
 from gate.inorder import InOrder
 from gate.mqtt import PublishTooLarge, ServerProtocol, reasons
-from gate.mqtt.packets import Connect
+from gate.mqtt.packets import SERVER_UNAVAILABLE, Connect
 from mqant import conf as mqant_conf
 from mqant import metrics, owners, queues, runtime
 from mqant.errors import ServiceUnavailable
@@ -50,6 +50,8 @@ MAX_WAITING = 1000
 # Pushes of one session sent and not yet acknowledged, at most, whatever the client's receive
 # maximum (65535 for 3.1.1): what a client that never acknowledges holds in memory here.
 MAX_IN_FLIGHT = 64
+# Seconds before a session's sends are tried again after its store failed to answer.
+RETRY_PUMP = 1.0
 
 PARKED = metrics.PERSISTENT_SESSIONS.child("away")
 LIVE = metrics.PERSISTENT_SESSIONS.child("connected")
@@ -230,6 +232,10 @@ class Pushes:
         try:
             await self._record_user()
             seq = await self.store.append(self.key, self.owner, topic, payload, 1)
+            if seq is None and await self._lost_by_the_store():
+                # Redis restarted empty (or the session's key expired): the session is
+                # claimed again, empty, rather than taken for taken over.
+                seq = await self.store.append(self.key, self.owner, topic, payload, 1)
         except ServiceUnavailable as err:
             # The queue cannot be written: the push goes out as QoS 0 rather than not at all
             # (a session away misses it), and the outage is the store's to report.
@@ -242,6 +248,17 @@ class Pushes:
             await self._taken_over()
             return
         await self._pump()
+
+    async def _lost_by_the_store(self) -> bool:
+        """Whether the store holds the session no more (nobody else owns it): if so, it is
+        claimed again, fresh."""
+        if not self.persistent or await self.store.owner(self.key) is not None:
+            return False
+        await self.store.claim(self.key, self.owner, user_id=self._user, clean=True)
+        self._sent_upto = 0  # a new session's sequence starts again
+        self._in_flight.clear()
+        self._unacked.clear()
+        return True
 
     async def _record_user(self) -> None:
         """The session was bound to a user (or unbound) since the store last heard: tell it,
@@ -269,7 +286,9 @@ class Pushes:
         try:
             batch = await self.store.pending(self.key, self._sent_upto, quota)
         except ServiceUnavailable:
-            return  # tried again at the next push or acknowledgement
+            # Tried again in a second, or at the next push or acknowledgement if sooner.
+            asyncio.get_running_loop().call_later(RETRY_PUMP, self._work.add, self._pump)
+            return
         if self.connection is not connection or connection.closed:
             return
         for queued in batch:
@@ -544,6 +563,10 @@ async def _claim(
             if user or not connect.username:
                 raise
             named = await connect_user(connect.username, connect.password, ip)
+            if named == SERVER_UNAVAILABLE:  # the database cannot check them now
+                raise Refused(
+                    reasons.SERVER_UNAVAILABLE, "Credentials cannot be checked now"
+                ) from None
             if not isinstance(named, str):
                 raise
             return await store.claim(client_id, owner, user_id=named, clean=want.clean), named
